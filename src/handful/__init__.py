@@ -1,0 +1,3 @@
+"""handful: reasoning from a handful of examples."""
+
+__version__ = "0.1.0"

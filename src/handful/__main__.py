@@ -1,0 +1,3 @@
+from handful.cli import app
+
+app(prog_name="handful")

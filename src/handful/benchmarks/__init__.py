@@ -1,0 +1,84 @@
+"""The benchmark registry: one dict from name to loader, and one way to resolve a spec.
+
+A spec is a registered name (`math500`), a user file or hub dataset with a field mapping
+(`jsonl:path?question=q&answer=a`, see `userfile`), or `gpqa_diamond` with a path the user
+supplies. `--limit` subsets are drawn here, seeded, so that runs stay comparable.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from handful.benchmarks import builtin, userfile
+from handful.errors import ConfigError, lookup
+from handful.records import Problem
+
+BENCHMARKS: dict[str, Callable[[], list[Problem]]] = {
+    "math500": builtin.math500,
+    "aime24": builtin.aime24,
+    "aime25": builtin.aime25,
+    "amc23": builtin.amc23,
+    "gsm8k": builtin.gsm8k,
+    "minerva": builtin.minerva,
+    "olympiadbench": builtin.olympiadbench,
+    "math": builtin.math_test,
+}
+
+# Loaded from a file the user gives, never shipped.
+USER_SUPPLIED: dict[str, Callable[[str | Path], list[Problem]]] = {
+    "gpqa_diamond": builtin.gpqa_diamond,
+}
+
+FILE_SCHEMES = ("jsonl:", "parquet:", "hf:")
+
+
+class BenchmarkInfo(BaseModel):
+    name: str
+    count: int | None
+    source: str
+    license: str
+
+
+def load_benchmark(spec: str, data: str | Path | None = None) -> list[Problem]:
+    if spec.startswith(FILE_SCHEMES):
+        return userfile.load_file(spec)
+    if spec in USER_SUPPLIED:
+        if data is None:
+            raise ConfigError(f"benchmark {spec!r} is not shipped with handful; give its file with --data PATH")
+        return USER_SUPPLIED[spec](data)
+    return lookup("benchmark", {**BENCHMARKS, **USER_SUPPLIED}, spec)()
+
+
+def benchmark_name(spec: str) -> str:
+    """The short name results are filed under."""
+    if spec.startswith(FILE_SCHEMES):
+        scheme, target, params = userfile.parse_spec(spec)
+        return params.get("name") or Path(target).stem
+    return spec
+
+
+def subset(problems: list[Problem], limit: int | None, seed: int = 0) -> list[Problem]:
+    """A fixed, seeded sample of `limit` problems, in the benchmark's own order."""
+    if limit is None or limit >= len(problems):
+        return problems
+    chosen = set(random.Random(seed).sample(range(len(problems)), limit))
+    return [p for i, p in enumerate(problems) if i in chosen]
+
+
+def list_benchmarks(data: str | Path | None = None) -> list[BenchmarkInfo]:
+    infos = []
+    for name, loader in BENCHMARKS.items():
+        source, license_ = builtin.SOURCES[name]
+        infos.append(BenchmarkInfo(name=name, count=len(loader()), source=source, license=license_))
+    infos.append(
+        BenchmarkInfo(
+            name="gpqa_diamond", count=len(builtin.gpqa_diamond(data)) if data else None,
+            source="user-supplied file (--data PATH); not shipped at its authors' request",
+            license="CC BY 4.0 (GPQA)",
+        )
+    )
+    return infos

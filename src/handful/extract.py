@@ -1,0 +1,163 @@
+"""Find the final answer in a model's output: plain string work, no sympy.
+
+Order of preference, first hit wins: the last non-empty \\boxed{}/\\fbox{} (with boxes
+separated only by commas or "and" joined, repeats collapsed), "Final Answer:",
+"The answer is", GSM8K "####", the last bold span, and, only where the reference is a
+plain number, the last number. Multiple choice looks for a letter instead. The part after
+the end of thinking is searched first; the thinking only when that part has nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+BOX_COMMANDS = ("\\boxed", "\\fbox")
+_BOX_GAP = re.compile(r"^\s*(?:,|;|and|or|\\text\{\s*(?:and|or|,)\s*\}|\\quad|\\,|\$\s*,?\s*\$)?\s*$")
+_FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：]?\s*(.+)", re.IGNORECASE)
+_ANSWER_IS = re.compile(r"the\s+(?:correct\s+)?answer\s+is\s*[:：]?\s*(.+)", re.IGNORECASE)
+_HASHES = re.compile(r"####\s*(.+)")
+_BOLD = re.compile(r"\*\*([^*\n]{1,80}?)\*\*")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+_PLAIN_NUMBER = re.compile(r"^\s*-?[\d,]*\.?\d+\s*$")
+_DOLLARS = re.compile(r"\$\$?(.+?)\$\$?")
+_LETTER_PATTERNS = [
+    re.compile(r"answer\s*(?:is|:)?\s*[:：]?\s*\(?\\?(?:text\{)?([A-J])\b\)?", re.IGNORECASE),
+    re.compile(r"^\s*\(?([A-J])\)?(?:[.:)]|\s*$)", re.MULTILINE),
+    re.compile(r"\(([A-J])\)"),
+]
+
+
+class Extraction(NamedTuple):
+    answer: str | None
+    method: str
+
+
+def split_thinking(text: str, open_tag: str = "<think>", close_tag: str = "</think>") -> tuple[str | None, str]:
+    """(thinking, answer part). Thinking never closed means an empty answer part."""
+    if close_tag and close_tag in text:
+        head, _, tail = text.rpartition(close_tag)
+        if open_tag and open_tag in head:
+            head = head.split(open_tag, 1)[1]
+        return head, tail
+    if open_tag and open_tag in text:
+        return text.split(open_tag, 1)[1], ""
+    return None, text
+
+
+def _box_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of every balanced \\boxed{...} / \\fbox{...}."""
+    spans = []
+    for command in BOX_COMMANDS:
+        start = text.find(command)
+        while start != -1:
+            i = start + len(command)
+            while i < len(text) and text[i] == " ":
+                i += 1
+            if i < len(text) and text[i] == "{":
+                depth, j = 0, i
+                while j < len(text):
+                    if text[j] == "{":
+                        depth += 1
+                    elif text[j] == "}":
+                        depth -= 1
+                        if depth == 0:
+                            spans.append((start, j + 1, text[i + 1 : j]))
+                            break
+                    j += 1
+            start = text.find(command, start + 1)
+    return sorted(spans)
+
+
+def last_boxed(text: str) -> str | None:
+    spans = [s for s in _box_spans(text) if s[2].strip()]
+    if not spans:
+        return None
+    group = [spans[-1]]
+    for span in reversed(spans[:-1]):
+        if span[1] <= group[0][0] and _BOX_GAP.match(text[span[1] : group[0][0]]):
+            group.insert(0, span)
+        else:
+            break
+    contents = []
+    for _, _, content in group:
+        if content.strip() not in contents:
+            contents.append(content.strip())
+    return ", ".join(contents)
+
+
+def clean(answer: str) -> str:
+    """Strip what surrounds an answer: markdown, math delimiters, a trailing full stop."""
+    s = answer.strip()
+    boxed = last_boxed(s)
+    if boxed is not None:
+        return boxed
+    s = s.replace("**", "").strip()
+    dollars = _DOLLARS.search(s)
+    if dollars:
+        s = dollars.group(1)
+    for left, right in (("\\(", "\\)"), ("\\[", "\\]")):
+        if s.startswith(left) and s.endswith(right):
+            s = s[len(left) : -len(right)]
+    s = s.strip().rstrip(".").strip()
+    # "The final answer is 5. I hope it is correct." keeps only the first sentence.
+    return re.split(r"\.\s+[A-Z]", s, maxsplit=1)[0].strip()
+
+
+def _find_math(part: str, numeric_gold: bool) -> Extraction:
+    boxed = last_boxed(part)
+    if boxed is not None:
+        return Extraction(boxed, "boxed")
+    for name, pattern in (("final_answer", _FINAL), ("answer_is", _ANSWER_IS), ("hashes", _HASHES)):
+        hits = pattern.findall(part)
+        if hits and clean(hits[-1]):
+            return Extraction(clean(hits[-1]), name)
+    bold = [b for b in _BOLD.findall(part) if any(c.isdigit() for c in b) and not b.rstrip().endswith(":")]
+    if bold:
+        return Extraction(clean(bold[-1]), "bold")
+    if numeric_gold:
+        numbers = _NUMBER.findall(part)
+        if numbers:
+            return Extraction(numbers[-1].replace(",", "").rstrip("."), "last_number")
+    return Extraction(None, "none")
+
+
+def _find_letter(part: str, choices: list[str] | None) -> Extraction:
+    letters = "ABCDEFGHIJ"[: len(choices)] if choices else "ABCDEFGHIJ"
+    boxed = last_boxed(part)
+    if boxed is not None:
+        inner = re.sub(r"\\text\{([^}]*)\}", r"\1", boxed).strip().strip("()").strip()
+        if len(inner) >= 1 and inner[0] in letters and (len(inner) == 1 or not inner[1].isalnum()):
+            return Extraction(inner[0], "boxed")
+        for letter, choice in zip(letters, choices or []):
+            if clean(inner) == clean(choice):
+                return Extraction(letter, "boxed_choice_text")
+    for pattern in _LETTER_PATTERNS:
+        hits = [h.upper() for h in pattern.findall(part) if h.upper() in letters]
+        if hits:
+            return Extraction(hits[-1], "letter")
+    return Extraction(None, "none")
+
+
+def extract_answer(
+    text: str,
+    *,
+    answer_format: str = "math",
+    choices: list[str] | None = None,
+    numeric_gold: bool = False,
+    thinking_delimiters: tuple[str, str] = ("<think>", "</think>"),
+) -> Extraction:
+    thinking, answer_part = split_thinking(text, *thinking_delimiters)
+    parts = [(answer_part, "")] + ([(thinking, "@thinking")] if thinking else [])
+    for part, where in parts:
+        if answer_format == "choice":
+            found = _find_letter(part, choices)
+        else:
+            found = _find_math(part, numeric_gold or answer_format == "integer")
+        if found.answer is not None:
+            return Extraction(found.answer, found.method + where)
+    return Extraction(None, "none")
+
+
+def is_plain_number(s: str) -> bool:
+    return bool(_PLAIN_NUMBER.match(s))

@@ -1,0 +1,273 @@
+"""One grader for evaluation and for RL rewards: extraction, then math-verify equivalence.
+
+Outcomes and their policy (`correct` is True only for the first):
+- correct: the extracted answer is equivalent to the reference.
+- incorrect: an answer was found and it is not equivalent.
+- no_answer: nothing answer-like was found in the output.
+- unparseable_gold: math-verify cannot read the reference; the normalised strings are then
+  compared, a match counts as `correct`, a mismatch is flagged here instead of `incorrect`
+  because nothing proves it wrong. Fix the reference, or read these by hand.
+- timeout: the check ran past its deadline (parsing and comparison together).
+
+math-verify bounds its own work with SIGALRM, which only works in a process's main thread,
+and some sympy work (a power tower such as 9^{9^{9^{9}}}) sits in C code where no signal
+lands. So every check runs in a worker process with its own interval timer, and the pool
+kills a worker that is still busy a grace period past the deadline. That works from any
+thread of the caller, and spreads many answers over the cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from handful.errors import RecordError
+from handful.extract import extract_answer, is_plain_number
+from handful.records import AnswerFormat, iter_lines, parse_line, write_jsonl
+
+# Deadlines are ours (below), so math-verify's own are off and its warning about that is noise.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+DEFAULT_TIMEOUT = 5.0
+KILL_GRACE = 2.0
+
+
+@dataclass(frozen=True)
+class GradeRequest:
+    pred: str
+    gold: str
+    answer_format: str = "math"
+    choices: tuple[str, ...] | None = None
+    thinking_delimiters: tuple[str, str] = ("<think>", "</think>")
+
+
+@dataclass(frozen=True)
+class Grade:
+    outcome: str
+    correct: bool
+    extracted: str | None
+    canonical: str | None
+    method: str
+
+
+class _Deadline(BaseException):
+    # BaseException so that math-verify's and sympy's `except Exception` let it through.
+    pass
+
+
+def _normalise(s: str) -> str:
+    s = s.strip().strip("$").strip()
+    s = re.sub(r"\\(?:text|mathrm|textbf|mbox)\{([^{}]*)\}", r"\1", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
+    s = re.sub(r"\^\{?\\circ\}?|°", "", s)
+    return re.sub(r"\s+", "", s).rstrip(".").lower()
+
+
+def _as_int(s: str) -> int | None:
+    s = _normalise(s).replace(",", "")
+    if re.fullmatch(r"[-+]?\d+(?:\.0*)?", s):
+        return int(float(s)) if "." in s else int(s)
+    return None
+
+
+def _parse(s: str):
+    from math_verify import parse
+
+    s = s.strip()
+    if not s.startswith("$") and not s.startswith("\\boxed"):
+        s = f"${s}$"
+    return parse(s, parsing_timeout=None)
+
+
+def _values(parsed) -> list:
+    # math-verify returns only the raw string when sympy could not read it.
+    return [v for v in parsed if not isinstance(v, str)]
+
+
+def _canonical(parsed, text: str) -> str:
+    """A string that is equal for equal answers, so that votes can be counted."""
+    if not parsed:
+        return _normalise(text)
+    value = parsed[0]
+    import sympy
+
+    if isinstance(value, sympy.Number):
+        rational = sympy.Rational(str(round(float(value), 9))) if isinstance(value, sympy.Float) else value
+        return str(int(rational)) if rational.is_integer else str(rational)
+    return str(value)
+
+
+def _check_math(gold: str, pred: str, integer: bool) -> tuple[str, bool, str]:
+    from math_verify import verify
+
+    if integer:
+        g, p = _as_int(gold), _as_int(pred)
+        if g is not None and p is not None:
+            return ("correct" if g == p else "incorrect"), g == p, str(p)
+    gold_parsed, pred_parsed = _values(_parse(gold)), _values(_parse(pred))
+    canonical = _canonical(pred_parsed, pred)
+    if _normalise(gold) == _normalise(pred):
+        return "correct", True, canonical
+    if not gold_parsed:
+        return "unparseable_gold", False, canonical
+    if not pred_parsed:
+        return "incorrect", False, canonical
+    ok = verify(gold_parsed, pred_parsed, timeout_seconds=None)
+    return ("correct" if ok else "incorrect"), ok, canonical
+
+
+def _extract(request: GradeRequest):
+    return extract_answer(
+        request.pred,
+        answer_format=request.answer_format,
+        choices=list(request.choices) if request.choices else None,
+        numeric_gold=request.answer_format == "integer" or is_plain_number(request.gold),
+        thinking_delimiters=request.thinking_delimiters,
+    )
+
+
+def check(request: GradeRequest) -> Grade:
+    """Grade one output against one reference, with no time limit of its own."""
+    found = _extract(request)
+    if found.answer is None:
+        return Grade("no_answer", False, None, None, found.method)
+    if request.answer_format == "choice":
+        ok = found.answer.upper() == request.gold.strip().upper()
+        return Grade("correct" if ok else "incorrect", ok, found.answer, found.answer, found.method)
+    outcome, ok, canonical = _check_math(request.gold, found.answer, request.answer_format == "integer")
+    return Grade(outcome, ok, found.answer, canonical, found.method)
+
+
+def _timed_out(request: GradeRequest) -> Grade:
+    return Grade("timeout", False, _extract(request).answer, None, "timeout")
+
+
+def _raise_deadline(signum, frame):
+    raise _Deadline()
+
+
+def check_with_deadline(request: GradeRequest, timeout: float) -> Grade:
+    """`check` under an interval timer; only valid in a main thread (workers, the CLI)."""
+    previous = signal.signal(signal.SIGALRM, _raise_deadline)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return check(request)
+    except _Deadline:
+        pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return _timed_out(request)
+
+
+def _worker_init() -> None:
+    import math_verify  # noqa: F401  (pay the import once per worker, not per answer)
+
+
+class Grader:
+    """Grades many answers in parallel, each bounded by `timeout` seconds.
+
+    `workers=0` grades in the calling thread, which must be a main thread (signals); it is
+    for small jobs and for comparison, and cannot stop a check stuck inside C code.
+    """
+
+    def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT):
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self.timeout = timeout
+        self._pool = None
+
+    def _get_pool(self):
+        if self._pool is None:
+            from pebble import ProcessPool
+
+            # fork, not spawn/forkserver: those re-import the caller's main module, which breaks
+            # every script without an `if __name__ == "__main__"` guard. Workers touch no
+            # threads of the parent (only sympy), which is what makes fork safe here.
+            context = multiprocessing.get_context("fork")
+            self._pool = ProcessPool(max_workers=self.workers, initializer=_worker_init, context=context)
+        return self._pool
+
+    def grade(self, requests: Sequence[GradeRequest], progress=None) -> list[Grade]:
+        if self.workers == 0:
+            if threading.current_thread() is not threading.main_thread():
+                raise RuntimeError("Grader(workers=0) needs the main thread; use workers >= 1 from threads")
+            _worker_init()
+            results = []
+            for request in requests:
+                results.append(check_with_deadline(request, self.timeout))
+                if progress:
+                    progress()
+            return results
+        pool = self._get_pool()
+        futures = [
+            pool.submit(check_with_deadline, self.timeout + KILL_GRACE, r, self.timeout)
+            for r in requests
+        ]
+        results = []
+        for request, future in zip(requests, futures):
+            try:
+                results.append(future.result())
+            except FutureTimeout:
+                results.append(_timed_out(request))
+            if progress:
+                progress()
+        return results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def grade_all(requests: Iterable[GradeRequest], workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Grade]:
+    with Grader(workers=workers, timeout=timeout) as grader:
+        return grader.grade(list(requests))
+
+
+class GradePair(BaseModel):
+    """One line of `handful grade` input; other keys are kept and passed through."""
+
+    model_config = ConfigDict(extra="allow")
+    gold: str
+    pred: str
+    choices: list[str] | None = None
+    format: AnswerFormat | None = None
+
+
+def grade_file(input_path: str | Path, output_path: str | Path | None, workers: int, timeout: float) -> list[dict]:
+    from rich.progress import Progress
+
+    pairs = [(n, parse_line(raw, GradePair, f"{input_path}:{n}")) for n, raw in iter_lines(input_path)]
+    if not pairs:
+        raise RecordError(f"{input_path}: file is empty, expected one JSON object per line")
+    requests = [
+        GradeRequest(p.pred, p.gold, p.format or ("choice" if p.choices else "math"), tuple(p.choices) if p.choices else None)
+        for _, p in pairs
+    ]
+    with Progress(transient=True) as bar, Grader(workers=workers, timeout=timeout) as grader:
+        task = bar.add_task("grading", total=len(requests))
+        grades = grader.grade(requests, progress=lambda: bar.advance(task))
+    rows = [
+        {**p.model_dump(exclude_none=True), "outcome": g.outcome, "correct": g.correct, "extracted": g.extracted}
+        for (_, p), g in zip(pairs, grades)
+    ]
+    if output_path is not None:
+        write_jsonl(output_path, rows)
+    return rows

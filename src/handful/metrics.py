@@ -1,0 +1,112 @@
+"""Scores from graded samples: avg@n, unbiased pass@k, maj@k, token means, bootstrap CIs.
+
+Honest by construction: every problem must have exactly the samples asked for, or scoring
+refuses and names the problems (a silently lower score is the bug this prevents).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from math import comb
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from handful.errors import ScoringError
+from handful.records import Generation
+
+
+class Score(BaseModel):
+    n_problems: int
+    n_samples: int
+    accuracy: float
+    ci95: tuple[float, float]
+    pass_at_k: dict[str, float] = Field(serialization_alias="pass@k")
+    maj_at_k: dict[str, float] = Field(serialization_alias="maj@k")
+    maj_ci95: dict[str, tuple[float, float]] = Field(serialization_alias="maj@k_ci95")
+    avg_thinking_tokens: float
+    avg_answer_tokens: float
+    outcomes: dict[str, int]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Chen et al. (2021): 1 - C(n-c, k) / C(n, k), the chance one of k draws is correct."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def majority_correct(samples: list[Generation]) -> bool:
+    """Vote over canonical answers; a tie goes to the answer seen first. No answer never wins."""
+    votes = Counter(g.canonical for g in samples if g.canonical is not None)
+    if not votes:
+        return False
+    best = max(votes.values())
+    winner = next(g.canonical for g in samples if g.canonical is not None and votes[g.canonical] == best)
+    return any(g.correct for g in samples if g.canonical == winner)
+
+
+def ks_up_to(n: int) -> list[int]:
+    ks, k = [], 1
+    while k <= n:
+        ks.append(k)
+        k *= 2
+    if ks[-1] != n:
+        ks.append(n)
+    return ks
+
+
+def bootstrap_ci(values: Iterable[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of the mean, resampling problems with replacement."""
+    x = np.asarray(list(values), dtype=float)
+    if len(x) == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
+    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+
+def group_by_problem(samples: Iterable[Generation], n: int, expected: Iterable[str] | None = None) -> dict[str, list[Generation]]:
+    groups: dict[str, list[Generation]] = defaultdict(list)
+    for g in samples:
+        if g.correct is None:
+            raise ScoringError(f"sample {g.key} is not graded")
+        groups[g.problem_id].append(g)
+    for pid in expected or ():
+        groups.setdefault(pid, [])
+    wrong = {pid: len(gs) for pid, gs in groups.items() if len(gs) != n}
+    if wrong:
+        shown = ", ".join(f"{pid} ({count})" for pid, count in sorted(wrong.items())[:10])
+        more = f" and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+        raise ScoringError(f"{len(wrong)} problem(s) do not have {n} samples each: {shown}{more}; finish the run (rerun the same command) before scoring")
+    for gs in groups.values():
+        gs.sort(key=lambda g: g.sample_index)
+    return dict(groups)
+
+
+def score(samples: Iterable[Generation], n: int, expected: Iterable[str] | None = None, seed: int = 0) -> Score:
+    """Score one benchmark. `expected` lists problem ids that must all be present."""
+    groups = group_by_problem(samples, n, expected)
+    if not groups:
+        raise ScoringError("no samples to score")
+    ordered = [groups[pid] for pid in sorted(groups)]
+    flat = [g for gs in ordered for g in gs]
+    per_problem = [sum(g.correct for g in gs) / n for gs in ordered]
+    ks = ks_up_to(n)
+    maj, maj_ci = {}, {}
+    for k in ks:
+        votes = [float(majority_correct(gs[:k])) for gs in ordered]
+        maj[str(k)], maj_ci[str(k)] = float(np.mean(votes)), bootstrap_ci(votes, seed=seed)
+    return Score(
+        n_problems=len(ordered),
+        n_samples=len(flat),
+        accuracy=float(np.mean(per_problem)),
+        ci95=bootstrap_ci(per_problem, seed=seed),
+        pass_at_k={str(k): float(np.mean([pass_at_k(n, sum(g.correct for g in gs), k) for gs in ordered])) for k in ks},
+        maj_at_k=maj,
+        maj_ci95=maj_ci,
+        avg_thinking_tokens=float(np.mean([g.thinking_tokens for g in flat])),
+        avg_answer_tokens=float(np.mean([g.answer_tokens for g in flat])),
+        outcomes=dict(Counter(g.outcome or "ungraded" for g in flat)),
+    )

@@ -1,0 +1,220 @@
+"""The typed records that cross every stage boundary, and the one JSONL reader and writer.
+
+Files are split on b"\\n" only: U+2028 and U+2029 are legal inside JSON strings and
+str.splitlines() would cut a record in two at them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from handful.errors import RecordError
+
+Outcome = Literal["correct", "incorrect", "no_answer", "unparseable_gold", "timeout"]
+AnswerFormat = Literal["math", "integer", "choice"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(Record):
+    id: str
+    source: str
+    question: str
+    answer: str
+    answer_format: AnswerFormat = "math"
+    solution: str | None = None
+    domain: str | None = None
+    choices: list[str] | None = None
+    # Provenance only (original ids, levels, urls), never behaviour.
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SamplingParams(Record):
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_tokens: int = 1024
+    seed: int = 0
+    stop: list[str] = Field(default_factory=list)
+
+
+class Generation(Record):
+    problem_id: str
+    benchmark: str | None = None
+    sample_index: int = 0
+    model: str
+    engine: str = ""
+    sampling: SamplingParams = Field(default_factory=SamplingParams)
+    budget: dict[str, Any] | None = None
+    prompt: str = ""
+    text: str
+    thinking: str | None = None
+    answer_text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    thinking_tokens: int = 0
+    answer_tokens: int = 0
+    finish_reason: str = "stop"
+    extracted: str | None = None
+    canonical: str | None = None
+    outcome: Outcome | None = None
+    correct: bool | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.benchmark or ''}/{self.problem_id}#{self.sample_index}"
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(record)"
+        got = e.get("input")
+        shown = "" if e["type"] == "missing" else f" (got {json.dumps(got, default=str)[:60]})"
+        parts.append(f"field '{field}': {e['msg']}{shown}")
+    return "; ".join(parts)
+
+
+def _load_object(raw: bytes, where: str) -> dict:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise RecordError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{where}: malformed JSON: {e.msg} at column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse_line(raw: bytes, model: type[R], where: str) -> R:
+    data = _load_object(raw, where)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise RecordError(f"{where}: {_describe(e)}") from None
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) for every non-blank line of a JSONL file (.gz allowed)."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"{path}: no such file")
+    with _open_bytes(path) as f:
+        for number, raw in enumerate(f.read().split(b"\n"), start=1):
+            if raw.strip():
+                yield number, raw
+
+
+def read_dicts(path: str | Path, *, allow_empty: bool = False) -> Iterator[tuple[int, dict]]:
+    """Raw JSON objects with their line numbers, for files in someone else's schema."""
+    seen = False
+    for number, raw in iter_lines(path):
+        seen = True
+        yield number, _load_object(raw, f"{path}:{number}")
+    if not seen and not allow_empty:
+        raise RecordError(f"{path}: file is empty, expected one JSON object per line")
+
+
+def read_jsonl(path: str | Path, model: type[R], *, allow_empty: bool = False) -> list[R]:
+    records = [parse_line(raw, model, f"{path}:{n}") for n, raw in iter_lines(path)]
+    if not records and not allow_empty:
+        raise RecordError(f"{path}: file is empty, expected one JSON object per line")
+    return records
+
+
+def dump_line(record: BaseModel | dict) -> bytes:
+    if isinstance(record, BaseModel):
+        return record.model_dump_json().encode("utf-8") + b"\n"
+    return json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> int:
+    """Write a whole file atomically (temp file + rename); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with open(tmp, "wb") as f:
+        for record in records:
+            f.write(dump_line(record))
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+class RecordStore:
+    """An append-only JSONL file of records that knows which keys are done.
+
+    Each record is flushed and fsynced as it is added, so a killed process loses at most
+    the line it was writing; reopening drops such a torn last line and resumes.
+    """
+
+    def __init__(self, path: str | Path, model: type[R], key: Callable[[Any], str], *, fsync: bool = True):
+        self.path, self.model, self.key_of, self.fsync = Path(path), model, key, fsync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.records: list = []
+        self.torn_line_dropped = False
+        if self.path.exists():
+            self._load()
+        self._keys = {self.key_of(r) for r in self.records}
+        self._file = open(self.path, "ab")
+
+    def _load(self) -> None:
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            # Only the last line can be torn by a kill mid-write; cut it off so it is redone.
+            cut = data.rfind(b"\n") + 1
+            with open(self.path, "r+b") as f:
+                f.truncate(cut)
+            data = data[:cut]
+            self.torn_line_dropped = True
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            if raw.strip():
+                self.records.append(parse_line(raw, self.model, f"{self.path}:{number}"))
+
+    def done(self) -> set[str]:
+        return set(self._keys)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add(self, record) -> None:
+        key = self.key_of(record)
+        if key in self._keys:
+            raise ValueError(f"{self.path}: record {key!r} is already stored")
+        self._file.write(dump_line(record))
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
+        self._keys.add(key)
+        self.records.append(record)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,138 @@
+import json
+import threading
+import time
+
+import pytest
+
+from handful.grading import Grader, GradeRequest, check, check_with_deadline
+
+# (gold, prediction, answer_format, correct); most come from math-verify's issue list.
+CASES = [
+    ("1, 2", "So the roots are \\boxed{1}, \\boxed{2}.", "math", True),  # multiple boxed (#44)
+    ("1, 2", "\\boxed{1} and \\boxed{2}", "math", True),
+    ("3", "I think \\boxed{1}. Checking again, the answer is \\boxed{3}", "math", True),  # far-apart boxes: last wins
+    ("3x-y+13=0", "\\boxed{3x+4y+14=0}", "math", False),  # equations must not collapse to 0 = 0 (#60)
+    ("3x-y+13=0", "\\boxed{6x-2y+26=0}", "math", True),
+    ("f(x) = 0", "\\boxed{f(x) = 1}", "math", False),  # (#64)
+    ("\\frac{9}{7}", "the result is \\dfrac{9}{7}. The answer is $\\dfrac{9}{7}$", "math", True),  # \dfrac unboxed (#70)
+    ("73", "Thus ... is **73**.\n\n---\n\nFinal Answer: **73**", "math", True),  # bold (#76)
+    ("73", "the number of residents is **73**.", "integer", True),
+    ("1-\\frac1{e}", "\\boxed{1+\\frac1{e}}", "math", False),  # sign must matter (PR #82)
+    ("1-\\frac1{e}", "\\boxed{1-\\frac{1}{e}}", "math", True),
+    ("25", "\\boxed{025}", "integer", True),  # AIME zero padding
+    ("25", "\\boxed{25.0}", "integer", True),
+    ("25", "\\boxed{26}", "integer", False),
+    ("1000", "#### 1,000", "integer", True),  # GSM8K thousands comma
+    ("27", "\\boxed{27.0}", "integer", True),  # AMC floats
+    ("90^\\circ", "\\boxed{90}", "math", True),
+    ("90", "\\boxed{90^\\circ}", "math", True),
+    ("\\text{Evelyn}", "The answer is Evelyn.", "math", True),
+    ("\\text{Evelyn}", "\\boxed{\\text{Bob}}", "math", False),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "\\boxed{(3, \\frac{\\pi}{2})}", "math", True),
+    ("[2,5)", "\\boxed{[2,5)}", "math", True),
+    ("[2,5)", "\\boxed{(2,5)}", "math", False),
+    ("\\frac{1}{2}", "\\fbox{0.5}", "math", True),
+    ("5", "<think>Maybe \\boxed{4}?</think>The answer is \\boxed{5}. \\boxed{}", "math", True),  # after thinking, trailing empty box
+    ("4", "<think>Maybe \\boxed{4}?</think>The answer is \\boxed{5}.", "math", False),
+    ("4", "<think>so it is \\boxed{4}", "math", True),  # never closed thinking: fall back to it
+    ("18", "She makes 9 * 2 = 18 dollars a day.", "integer", True),  # last number, numeric gold only
+    ("\\frac{14}{3}", "it is 14/3 maybe, or 5", "math", False),
+    ("6 - 5i", "\\boxed{6-5i}", "math", True),
+]
+
+
+@pytest.mark.parametrize("gold, pred, fmt, expected", CASES)
+def test_regressions(gold, pred, fmt, expected):
+    result = check(GradeRequest(pred, gold, fmt))
+    assert result.correct is expected, result
+
+
+def test_outcomes_are_explicit():
+    assert check(GradeRequest("no answer here at all", "\\frac12")).outcome == "no_answer"
+    assert check(GradeRequest("\\boxed{7}", "7")).outcome == "correct"
+    assert check(GradeRequest("\\boxed{8}", "7")).outcome == "incorrect"
+    weird = check(GradeRequest("\\boxed{\\foo}", "\\frac{1}{"))
+    assert weird.outcome == "unparseable_gold" and not weird.correct
+    # An unreadable reference still matches its own text exactly (Minerva has such answers).
+    same = check(GradeRequest("\\boxed{np.arcsin(10/13)}", "np.arcsin(10/13)"))
+    assert same.outcome == "correct" and same.correct
+
+
+def test_choice_letters():
+    choices = ("10 eV", "20 eV", "30 eV", "40 eV")
+    assert check(GradeRequest("The answer is (C).", "C", "choice", choices)).correct
+    assert check(GradeRequest("Answer: B", "C", "choice", choices)).outcome == "incorrect"
+    assert check(GradeRequest("\\boxed{\\text{C}}", "C", "choice", choices)).correct
+    assert check(GradeRequest("\\boxed{30 eV}", "C", "choice", choices)).correct
+    assert check(GradeRequest("I am not sure.", "C", "choice", choices)).outcome == "no_answer"
+
+
+def test_canonical_answers_agree_for_equal_values():
+    a = check(GradeRequest("\\boxed{27.0}", "27")).canonical
+    b = check(GradeRequest("\\boxed{27}", "27")).canonical
+    c = check(GradeRequest("\\boxed{0.5}", "1/2")).canonical
+    d = check(GradeRequest("\\boxed{\\frac{1}{2}}", "1/2")).canonical
+    assert a == b == "27" and c == d
+
+
+HANG = GradeRequest("\\boxed{9^{9^{9^{9}}}}", "5")  # sympy computes this in C; no signal lands
+
+
+def test_a_hanging_check_is_killed_at_the_deadline():
+    start = time.monotonic()
+    with Grader(workers=1, timeout=1.0) as grader:
+        results = grader.grade([HANG, GradeRequest("\\boxed{5}", "5")])
+    elapsed = time.monotonic() - start
+    assert results[0].outcome == "timeout" and results[0].extracted == "9^{9^{9^{9}}}"
+    assert results[1].outcome == "correct"  # the pool recovered after killing the worker
+    assert elapsed < 15
+
+
+def test_interval_timer_stops_slow_python_work():
+    slow = GradeRequest("\\boxed{" + "+".join(f"x_{{{i}}}^{{{i}}}" for i in range(400)) + "}", "1")
+    result = check_with_deadline(slow, 0.05)
+    assert result.outcome in ("timeout", "incorrect")
+
+
+def test_grading_from_threads():
+    results = {}
+
+    def work(i):
+        with Grader(workers=1, timeout=5) as grader:
+            results[i] = grader.grade([GradeRequest(f"\\boxed{{{i}}}", str(i))])[0].correct
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {0: True, 1: True, 2: True}
+
+
+def test_inline_grading_refuses_threads():
+    errors = []
+
+    def work():
+        try:
+            Grader(workers=0).grade([GradeRequest("\\boxed{1}", "1")])
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert errors and "main thread" in errors[0]
+
+
+def test_agrees_with_published_labels(shared_data):
+    """Qwen2.5-Math's rule grader labels 800 answers; we should agree on nearly all."""
+    rows = [json.loads(line) for line in open(shared_data / "graded_outputs/qwen25math_rm_maj_example/math_cot_100.jsonl")]
+    requests, labels = [], []
+    for r in rows:
+        for text, label in zip(r["code"], r["score"]):
+            requests.append(GradeRequest(text, r["answer"]))
+            labels.append(label)
+    with Grader(workers=2, timeout=5) as grader:
+        grades = grader.grade(requests)
+    agreement = sum(g.correct == label for g, label in zip(grades, labels)) / len(labels)
+    assert agreement >= 0.97, agreement
