@@ -1,6 +1,6 @@
 import json
+import signal
 import threading
-import time
 
 import pytest
 
@@ -58,6 +58,15 @@ def test_outcomes_are_explicit():
     assert same.outcome == "correct" and same.correct
 
 
+@pytest.mark.parametrize("fmt", ["math", "integer", "choice"])
+def test_long_runs_of_blanks_do_not_backtrack_forever(fmt):
+    texts = ["final answer" + " " * 20000, "answer" + " " * 20000 + "!", "the answer is" + " \n" * 10000,
+             "\\boxed{1}" + " " * 20000 + "\\boxed{2}"]
+    with Grader(workers=1, timeout=3) as grader:
+        results = grader.grade([GradeRequest(t, "2" if fmt != "choice" else "B", fmt) for t in texts])
+    assert "timeout" not in [r.outcome for r in results]
+
+
 def test_choice_letters():
     choices = ("10 eV", "20 eV", "30 eV", "40 eV")
     assert check(GradeRequest("The answer is (C).", "C", "choice", choices)).correct
@@ -75,17 +84,30 @@ def test_canonical_answers_agree_for_equal_values():
     assert a == b == "27" and c == d
 
 
-HANG = GradeRequest("\\boxed{9^{9^{9^{9}}}}", "5")  # sympy computes this in C; no signal lands
+HANG = GradeRequest("\\boxed{9^{9^{9^{9}}}}", "5")  # sympy would work on this for hours
 
 
-def test_a_hanging_check_is_killed_at_the_deadline():
-    start = time.monotonic()
+def test_a_slow_check_times_out_and_keeps_its_extraction():
     with Grader(workers=1, timeout=1.0) as grader:
         results = grader.grade([HANG, GradeRequest("\\boxed{5}", "5")])
-    elapsed = time.monotonic() - start
     assert results[0].outcome == "timeout" and results[0].extracted == "9^{9^{9^{9}}}"
+    assert results[1].outcome == "correct"
+
+
+def _deaf_check(request, timeout):
+    """Stands for C code that never looks at signals: SIGALRM is blocked while it spins."""
+    if request.gold == "stuck":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        while True:
+            pass
+    return check_with_deadline(request, timeout)
+
+
+def test_a_worker_deaf_to_signals_is_killed_and_replaced():
+    with Grader(workers=1, timeout=0.5, check_fn=_deaf_check) as grader:
+        results = grader.grade([GradeRequest("\\boxed{1}", "stuck"), GradeRequest("\\boxed{5}", "5")])
+    assert results[0].outcome == "timeout" and results[0].extracted == "1"
     assert results[1].outcome == "correct"  # the pool recovered after killing the worker
-    assert elapsed < 15
 
 
 def test_interval_timer_stops_slow_python_work():

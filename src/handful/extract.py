@@ -13,17 +13,19 @@ import re
 from typing import NamedTuple
 
 BOX_COMMANDS = ("\\boxed", "\\fbox")
-_BOX_GAP = re.compile(r"^\s*(?:,|;|and|or|\\text\{\s*(?:and|or|,)\s*\}|\\quad|\\,|\$\s*,?\s*\$)?\s*$")
-_FINAL = re.compile(r"final\s+answer\s*(?:is)?\s*[:：]?\s*(.+)", re.IGNORECASE)
-_ANSWER_IS = re.compile(r"the\s+(?:correct\s+)?answer\s+is\s*[:：]?\s*(.+)", re.IGNORECASE)
+_BOX_GAP = re.compile(r"^\s*(?:(?:,|;|and|or|\\text\{\s*(?:and|or|,)\s*\}|\\quad|\\,|\$\s*,?\s*\$)\s*)?$")
+# No two optional runs of \s may stand side by side: that backtracks in O(n^3) on a long
+# run of spaces. Hence the (?:\s*[:：])? shape.
+_FINAL = re.compile(r"final\s+answer(?:\s+is)?(?:\s*[:：])?\s*(.+)", re.IGNORECASE)
+_ANSWER_IS = re.compile(r"the\s+(?:correct\s+)?answer\s+is(?:\s*[:：])?\s*(.+)", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*(.+)")
 _BOLD = re.compile(r"\*\*([^*\n]{1,80}?)\*\*")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _PLAIN_NUMBER = re.compile(r"^\s*-?[\d,]*\.?\d+\s*$")
 _DOLLARS = re.compile(r"\$\$?(.+?)\$\$?")
 _LETTER_PATTERNS = [
-    re.compile(r"answer\s*(?:is|:)?\s*[:：]?\s*\(?\\?(?:text\{)?([A-J])\b\)?", re.IGNORECASE),
-    re.compile(r"^\s*\(?([A-J])\)?(?:[.:)]|\s*$)", re.MULTILINE),
+    re.compile(r"answer(?:\s+is)?(?:\s*[:：])?\s*\(?\\?(?:text\{)?([A-J])\b\)?", re.IGNORECASE),
+    re.compile(r"^[ \t]*\(?([A-J])\)?(?:[.:)]|[ \t]*$)", re.MULTILINE),
     re.compile(r"\(([A-J])\)"),
 ]
 

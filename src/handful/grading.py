@@ -9,10 +9,11 @@ Outcomes and their policy (`correct` is True only for the first):
   because nothing proves it wrong. Fix the reference, or read these by hand.
 - timeout: the check ran past its deadline (parsing and comparison together).
 
-math-verify bounds its own work with SIGALRM, which only works in a process's main thread,
-and some sympy work (a power tower such as 9^{9^{9^{9}}}) sits in C code where no signal
-lands. So every check runs in a worker process with its own interval timer, and the pool
-kills a worker that is still busy a grace period past the deadline. That works from any
+math-verify bounds its own work with SIGALRM, which only works in a process's main thread
+(so it raises inside threads), and a signal only lands between bytecodes: a C extension
+that holds the GIL without checking signals (gmpy2 or flint arithmetic under sympy) never
+sees it. So every check runs in a worker process under its own interval timer, and the
+pool kills a worker still busy a grace period past the deadline. That works from any
 thread of the caller, and spreads many answers over the cores.
 """
 
@@ -40,6 +41,7 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 DEFAULT_TIMEOUT = 5.0
 KILL_GRACE = 2.0
+BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -170,8 +172,8 @@ def check_with_deadline(request: GradeRequest, timeout: float) -> Grade:
     return _timed_out(request)
 
 
-def _worker_init() -> None:
-    import math_verify  # noqa: F401  (pay the import once per worker, not per answer)
+def _check_batch(check_fn, requests: list[GradeRequest], timeout: float) -> list[Grade]:
+    return [check_fn(r, timeout) for r in requests]
 
 
 class Grader:
@@ -181,46 +183,60 @@ class Grader:
     for small jobs and for comparison, and cannot stop a check stuck inside C code.
     """
 
-    def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, workers: int | None = None, timeout: float = DEFAULT_TIMEOUT, check_fn=None):
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.timeout = timeout
+        self.check_fn = check_fn or check_with_deadline
         self._pool = None
 
     def _get_pool(self):
         if self._pool is None:
+            import math_verify  # noqa: F401  (imported once here, inherited by every forked worker)
             from pebble import ProcessPool
 
             # fork, not spawn/forkserver: those re-import the caller's main module, which breaks
             # every script without an `if __name__ == "__main__"` guard. Workers touch no
             # threads of the parent (only sympy), which is what makes fork safe here.
             context = multiprocessing.get_context("fork")
-            self._pool = ProcessPool(max_workers=self.workers, initializer=_worker_init, context=context)
+            self._pool = ProcessPool(max_workers=self.workers, context=context)
         return self._pool
 
     def grade(self, requests: Sequence[GradeRequest], progress=None) -> list[Grade]:
         if self.workers == 0:
             if threading.current_thread() is not threading.main_thread():
                 raise RuntimeError("Grader(workers=0) needs the main thread; use workers >= 1 from threads")
-            _worker_init()
             results = []
             for request in requests:
-                results.append(check_with_deadline(request, self.timeout))
+                results.append(self.check_fn(request, self.timeout))
                 if progress:
-                    progress()
+                    progress(1)
             return results
         pool = self._get_pool()
+        # Batches cut the per-task cost of the pool; a batch whose worker had to be killed is
+        # redone one answer at a time, so that only the culprit is marked as timed out.
+        size = max(1, min(BATCH, -(-len(requests) // (self.workers * 4))))
+        batches = [list(requests[i : i + size]) for i in range(0, len(requests), size)]
         futures = [
-            pool.submit(check_with_deadline, self.timeout + KILL_GRACE, r, self.timeout)
-            for r in requests
+            pool.submit(_check_batch, len(b) * self.timeout + KILL_GRACE, self.check_fn, b, self.timeout) for b in batches
         ]
         results = []
-        for request, future in zip(requests, futures):
+        for batch, future in zip(batches, futures):
+            try:
+                results.extend(future.result())
+            except FutureTimeout:
+                results.extend(self._one_by_one(pool, batch))
+            if progress:
+                progress(len(batch))
+        return results
+
+    def _one_by_one(self, pool, batch: list[GradeRequest]) -> list[Grade]:
+        futures = [pool.submit(self.check_fn, self.timeout + KILL_GRACE, r, self.timeout) for r in batch]
+        results = []
+        for request, future in zip(batch, futures):
             try:
                 results.append(future.result())
             except FutureTimeout:
                 results.append(_timed_out(request))
-            if progress:
-                progress()
         return results
 
     def close(self) -> None:
@@ -263,7 +279,7 @@ def grade_file(input_path: str | Path, output_path: str | Path | None, workers: 
     ]
     with Progress(transient=True) as bar, Grader(workers=workers, timeout=timeout) as grader:
         task = bar.add_task("grading", total=len(requests))
-        grades = grader.grade(requests, progress=lambda: bar.advance(task))
+        grades = grader.grade(requests, progress=lambda done: bar.advance(task, done))
     rows = [
         {**p.model_dump(exclude_none=True), "outcome": g.outcome, "correct": g.correct, "extracted": g.extracted}
         for (_, p), g in zip(pairs, grades)
