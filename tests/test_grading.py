@@ -47,6 +47,13 @@ def test_regressions(gold, pred, fmt, expected):
     assert result.correct is expected, result
 
 
+def test_a_cut_off_output_gives_no_last_number():
+    text = "She makes 9 * 2 = 18 dollars a day, then"
+    assert check(GradeRequest(text, "18", "integer")).correct
+    assert check(GradeRequest(text, "18", "integer", truncated=True)).outcome == "no_answer"
+    assert check(GradeRequest(text + " \\boxed{18}", "18", "integer", truncated=True)).correct
+
+
 def test_outcomes_are_explicit():
     assert check(GradeRequest("no answer here at all", "\\frac12")).outcome == "no_answer"
     assert check(GradeRequest("\\boxed{7}", "7")).outcome == "correct"

@@ -75,3 +75,80 @@ def grade(
         table.add_row(outcome, str(counts[outcome]), f"{counts[outcome] / len(rows):.1%}")
     console.print(table)
     console.print(f"accuracy {counts['correct'] / len(rows):.4f} over {len(rows)} answers")
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the known model aliases and whether each is available here."""
+    from handful.models import list_models
+
+    rows = list_models()
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("name", "available", "description", "install", "license")
+    for m in rows:
+        table.add_row(m["name"], "yes" if m["available"] else "no", m["description"], m["install"], m["license"])
+    console.print(table)
+    console.print("Also: any local checkpoint folder (config.json + safetensors), or a hub id when online.")
+
+
+def _options(**given) -> list[str]:
+    """Dotted overrides for the options the user actually gave."""
+    return [f"{key}={json.dumps(value) if isinstance(value, list) else value}" for key, value in given.items() if value is not None]
+
+
+def print_scores(scores: dict) -> None:
+    table = Table("benchmark", "problems x n", "accuracy [95% CI]", "maj@k", "pass@k", "tokens think/answer")
+    for name, s in scores["benchmarks"].items():
+        table.add_row(
+            name, f"{s['n_problems']} x {s['n_samples'] // s['n_problems']}",
+            f"{s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]",
+            " ".join(f"{k}:{v:.3f}" for k, v in s["maj@k"].items()), " ".join(f"{k}:{v:.3f}" for k, v in s["pass@k"].items()),
+            f"{s['avg_thinking_tokens']:.0f}/{s['avg_answer_tokens']:.0f}",
+        )
+    console.print(table)
+    for name, s in scores["benchmarks"].items():
+        console.print(f"{name} outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())))
+
+
+@app.command(name="eval")
+def eval_(
+    out: Annotated[Path, typer.Option("--out", help="Run directory: samples.jsonl, scores.json; rerun to resume.")],
+    model: Annotated[Optional[str], typer.Option(help="Alias (see `handful models`), checkpoint folder or hub id.")] = None,
+    benchmark: Annotated[Optional[str], typer.Option(help="Comma-separated benchmark specs (see `handful benchmarks`).")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="hf | openai")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")] = None,
+    served_model: Annotated[Optional[str], typer.Option(help="The model's name on the server.")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="NAME of the environment variable holding the API key.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="A fixed, seeded subset of N problems per benchmark.")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="Samples per problem.")] = None,
+    temperature: Annotated[Optional[float], typer.Option()] = None,
+    top_p: Annotated[Optional[float], typer.Option()] = None,
+    top_k: Annotated[Optional[int], typer.Option()] = None,
+    max_tokens: Annotated[Optional[int], typer.Option()] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="hf engine batch size.")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="float32 | bfloat16 | float16")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="File for a benchmark handful does not ship (gpqa_diamond).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML with EvalConfig settings; options override it.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as dotted key=value, e.g. prompt.open_thinking=true")] = None,
+) -> None:
+    """Evaluate a model on benchmarks; prints and writes scores with confidence intervals."""
+    from handful.config import EvalConfig, load_config
+    from handful.evaluation import evaluate
+
+    overrides = _options(
+        model=model, benchmarks=benchmark.split(",") if benchmark else None, data=data, limit=limit, n=n,
+        **{"engine.name": engine, "engine.base_url": base_url, "engine.served_model": served_model,
+           "engine.api_key_env": api_key_env, "engine.batch_size": batch_size, "engine.dtype": dtype,
+           "sampling.temperature": temperature, "sampling.top_p": top_p, "sampling.top_k": top_k,
+           "sampling.max_tokens": max_tokens, "sampling.seed": seed},
+    ) + list(set_ or [])
+    try:
+        cfg = load_config(EvalConfig, config, overrides)
+        scores = evaluate(cfg, out, console=console)
+    except HandfulError as e:
+        _fail(e)
+    print_scores(scores)
+    console.print(f"seed {cfg.sampling.seed}; samples in {out / 'samples.jsonl'}, scores in {out / 'scores.json'}")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handful.errors import ConfigError
+from handful.records import SamplingParams
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,6 +27,55 @@ class Config(BaseModel):
 class GradeConfig(Config):
     workers: int = Field(default=2, ge=0, description="grading processes; 0 grades in the main thread")
     timeout: float = Field(default=5.0, gt=0, description="seconds per answer, parsing and comparison together")
+
+
+class EngineConfig(Config):
+    name: Literal["hf", "openai"] = "hf"
+    # hf
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = "cpu"
+    batch_size: int = Field(default=16, ge=1)
+    trust_remote_code: bool = False
+    # openai
+    base_url: str | None = None
+    served_model: str | None = Field(default=None, description="the model's name on the server; default: --model")
+    api_key_env: str | None = Field(default=None, description="NAME of the environment variable holding the key")
+    endpoint: Literal["auto", "completions", "chat"] = "auto"
+    concurrency: int = Field(default=8, ge=1)
+    max_retries: int = Field(default=8, ge=0)
+    request_timeout: float = Field(default=600.0, gt=0)
+
+
+class PromptConfig(Config):
+    """Overrides of the model's own prompt settings (see models.ModelSpec)."""
+
+    system_prompt: str | None = None
+    open_thinking: bool | None = None
+    think_open: str | None = None
+    think_close: str | None = None
+
+    def overrides(self) -> dict:
+        return self.model_dump(exclude_none=True)
+
+
+class EvalConfig(Config):
+    model: str = "smollm2-135m"
+    benchmarks: list[str] = Field(default_factory=lambda: ["gsm8k"], min_length=1)
+    data: str | None = Field(default=None, description="file for benchmarks handful does not ship (gpqa_diamond)")
+    limit: int | None = Field(default=None, ge=1)
+    n: int = Field(default=1, ge=1, description="samples per problem")
+    sampling: SamplingParams = Field(default_factory=SamplingParams)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    grade: GradeConfig = Field(default_factory=GradeConfig)
+
+    def fingerprint(self) -> dict:
+        """The settings that decide what the samples are; a run directory keeps to one."""
+        return {
+            "model": self.model, "benchmarks": self.benchmarks, "data": self.data, "limit": self.limit, "n": self.n,
+            "sampling": self.sampling.model_dump(), "prompt": self.prompt.model_dump(),
+            "engine": {k: getattr(self.engine, k) for k in ("name", "dtype", "served_model", "endpoint")},
+        }
 
 
 def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:

@@ -2,8 +2,8 @@
 
 Order of preference, first hit wins: the last non-empty \\boxed{}/\\fbox{} (with boxes
 separated only by commas or "and" joined, repeats collapsed), "Final Answer:",
-"The answer is", GSM8K "####", the last bold span, and, only where the reference is a
-plain number, the last number. Multiple choice looks for a letter instead. The part after
+"The answer is", GSM8K "####", the last bold span, and, only when the caller allows it
+(a plain-number reference and an output that was not cut off), the last number. Multiple choice looks for a letter instead. The part after
 the end of thinking is searched first; the thinking only when that part has nothing.
 """
 
@@ -106,7 +106,7 @@ def clean(answer: str) -> str:
     return re.split(r"\.\s+[A-Z]", s, maxsplit=1)[0].strip()
 
 
-def _find_math(part: str, numeric_gold: bool) -> Extraction:
+def _find_math(part: str, last_number: bool) -> Extraction:
     boxed = last_boxed(part)
     if boxed is not None:
         return Extraction(boxed, "boxed")
@@ -117,7 +117,7 @@ def _find_math(part: str, numeric_gold: bool) -> Extraction:
     bold = [b for b in _BOLD.findall(part) if any(c.isdigit() for c in b) and not b.rstrip().endswith(":")]
     if bold:
         return Extraction(clean(bold[-1]), "bold")
-    if numeric_gold:
+    if last_number:
         numbers = _NUMBER.findall(part)
         if numbers:
             return Extraction(numbers[-1].replace(",", "").rstrip("."), "last_number")
@@ -146,7 +146,7 @@ def extract_answer(
     *,
     answer_format: str = "math",
     choices: list[str] | None = None,
-    numeric_gold: bool = False,
+    last_number: bool = False,
     thinking_delimiters: tuple[str, str] = ("<think>", "</think>"),
 ) -> Extraction:
     thinking, answer_part = split_thinking(text, *thinking_delimiters)
@@ -155,7 +155,7 @@ def extract_answer(
         if answer_format == "choice":
             found = _find_letter(part, choices)
         else:
-            found = _find_math(part, numeric_gold or answer_format == "integer")
+            found = _find_math(part, last_number)
         if found.answer is not None:
             return Extraction(found.answer, found.method + where)
     return Extraction(None, "none")

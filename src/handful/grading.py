@@ -51,6 +51,7 @@ class GradeRequest:
     answer_format: str = "math"
     choices: tuple[str, ...] | None = None
     thinking_delimiters: tuple[str, str] = ("<think>", "</think>")
+    truncated: bool = False  # cut at the token limit: its last number is no answer
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def _extract(request: GradeRequest):
         request.pred,
         answer_format=request.answer_format,
         choices=list(request.choices) if request.choices else None,
-        numeric_gold=request.answer_format == "integer" or is_plain_number(request.gold),
+        last_number=not request.truncated and (request.answer_format == "integer" or is_plain_number(request.gold)),
         thinking_delimiters=request.thinking_delimiters,
     )
 

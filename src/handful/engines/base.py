@@ -1,0 +1,68 @@
+"""What every engine shares: the request record, the Protocol, and turning a completion
+into a Generation with its thinking split off and counted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from handful.extract import split_thinking
+from handful.models import ModelSpec
+from handful.records import Generation, Record, SamplingParams
+
+
+class Prompt(Record):
+    problem_id: str
+    benchmark: str | None = None
+    sample_index: int = 0
+    text: str  # exactly what the model is conditioned on
+    messages: list[dict[str, str]] | None = None  # the same prompt as chat turns, for chat endpoints
+
+
+class Engine(Protocol):
+    name: str
+
+    def generate(self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None) -> list[Generation]: ...
+
+    def close(self) -> None: ...
+
+
+def thinking_split(text: str, spec: ModelSpec) -> tuple[str | None, str]:
+    """(thinking, answer) of a completion; a prompt that opened thinking counts as open."""
+    full = spec.think_open + text if spec.open_thinking else text
+    return split_thinking(full, spec.think_open, spec.think_close)
+
+
+def thinking_token_count(token_texts: Callable[[int], str], total: int, text: str, spec: ModelSpec) -> int:
+    """How many completion tokens belong to thinking, the closing delimiter included.
+
+    `token_texts(k)` decodes the first k tokens; the smallest k whose text holds the closing
+    delimiter is found by bisection, so the count is exact in tokens, not estimated.
+    """
+    thinking, _ = thinking_split(text, spec)
+    if thinking is None:
+        return 0
+    if spec.think_close not in text:
+        return total  # never closed: everything was thinking
+    lo, hi = 1, total
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if spec.think_close in token_texts(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def make_generation(
+    prompt: Prompt, text: str, *, model: str, engine: str, sampling: SamplingParams, spec: ModelSpec,
+    prompt_tokens: int, completion_tokens: int, thinking_tokens: int, finish_reason: str, metadata: dict | None = None,
+) -> Generation:
+    thinking, answer = thinking_split(text, spec)
+    return Generation(
+        problem_id=prompt.problem_id, benchmark=prompt.benchmark, sample_index=prompt.sample_index,
+        model=model, engine=engine, sampling=sampling, prompt=prompt.text, text=text,
+        thinking=thinking, answer_text=answer, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        thinking_tokens=thinking_tokens, answer_tokens=completion_tokens - thinking_tokens,
+        finish_reason=finish_reason, metadata=metadata or {},
+    )

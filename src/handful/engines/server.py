@@ -1,0 +1,155 @@
+"""The engine for any OpenAI-compatible server: vLLM `serve`, SGLang, llama.cpp's server, hosted APIs.
+
+`/v1/completions` takes the rendered prompt as raw text (the same text the `hf` engine
+sees); `/v1/chat/completions` takes chat turns, for servers whose model has no local
+tokenizer. Requests run concurrently up to a bound. One retry policy covers every transient
+failure (429 and 5xx answers, time-outs, dropped connections, garbled JSON): exponential
+backoff with jitter, or the server's Retry-After when it gives one. The API key is read
+from an environment variable whose *name* is configured, so the key itself is never in a
+config, a manifest or a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Callable
+
+from handful.engines.base import Prompt, make_generation, thinking_split, thinking_token_count
+from handful.errors import ConfigError, EngineError
+from handful.models import ModelSpec
+from handful.records import Generation, SamplingParams
+
+RETRY_STATUS = {408, 409, 429}
+
+
+def _retry_after(error) -> float | None:
+    response = getattr(error, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _transient(error: Exception) -> bool:
+    import openai
+
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code in RETRY_STATUS or error.status_code >= 500
+    # Time-outs, refused or dropped connections, and bodies that are not the JSON promised.
+    return isinstance(error, (openai.APIConnectionError, openai.APIResponseValidationError, ValueError))
+
+
+class OpenAIEngine:
+    name = "openai"
+
+    def __init__(
+        self, model_name: str, spec: ModelSpec, *, base_url: str, served_model: str | None = None,
+        api_key_env: str | None = None, endpoint: str = "completions", tokenizer=None, concurrency: int = 8,
+        max_retries: int = 8, request_timeout: float = 600.0, backoff_base: float = 0.5, backoff_cap: float = 30.0,
+    ):
+        if endpoint not in ("completions", "chat"):
+            raise ConfigError(f"engine.endpoint {endpoint!r}: use 'completions' or 'chat'")
+        api_key = "none"
+        if api_key_env:
+            api_key = os.environ.get(api_key_env, "")
+            if not api_key:
+                raise ConfigError(f"engine.api_key_env: the environment variable {api_key_env} is not set")
+        self.model_name, self.spec, self.endpoint, self.tokenizer = model_name, spec, endpoint, tokenizer
+        self.served_model = served_model or model_name
+        self.base_url, self.api_key = base_url, api_key
+        self.concurrency, self.max_retries, self.request_timeout = concurrency, max_retries, request_timeout
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+
+    def _params(self, sampling: SamplingParams, prompt: Prompt) -> dict:
+        params = dict(model=self.served_model, max_tokens=sampling.max_tokens, temperature=sampling.temperature, top_p=sampling.top_p)
+        stop = [*self.spec.stop, *sampling.stop]
+        if stop:
+            params["stop"] = stop[:4]  # the OpenAI API takes at most four
+        if sampling.temperature > 0:
+            params["seed"] = sampling.seed * 1_000_003 + prompt.sample_index
+        if sampling.top_k:
+            params["extra_body"] = {"top_k": sampling.top_k}
+        return params
+
+    async def _request(self, client, prompt: Prompt, sampling: SamplingParams):
+        params = self._params(sampling, prompt)
+        if self.endpoint == "completions":
+            response = await client.completions.create(prompt=prompt.text, **params)
+            choice = response.choices[0]
+            return choice.text, choice.finish_reason, response.usage
+        response = await client.chat.completions.create(messages=prompt.messages, **params)
+        choice = response.choices[0]
+        message = choice.message
+        text = message.content or ""
+        reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+        if reasoning:  # reasoning models that return their thinking in a separate field
+            text = f"{self.spec.think_open}{reasoning}{self.spec.think_close}{text}"
+        return text, choice.finish_reason, response.usage
+
+    async def _with_retries(self, client, prompt: Prompt, sampling: SamplingParams):
+        for attempt in range(self.max_retries + 1):
+            try:
+                return (*(await self._request(client, prompt, sampling)), attempt)
+            except Exception as error:  # noqa: BLE001 (classified right below)
+                if not _transient(error):
+                    raise EngineError(f"{self.base_url}: request for {prompt.problem_id} failed: {error}") from None
+                if attempt == self.max_retries:
+                    raise EngineError(f"{self.base_url}: giving up on {prompt.problem_id} after {attempt + 1} attempts: {error}") from None
+                wait = _retry_after(error)
+                if wait is None:
+                    wait = min(self.backoff_cap, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.5)
+                await asyncio.sleep(wait)
+
+    def _count(self, text: str, usage) -> tuple[int, int, int, str]:
+        """(prompt, completion, thinking) tokens, and where the numbers came from."""
+        completion = getattr(usage, "completion_tokens", None) if usage else None
+        prompt_tokens = getattr(usage, "prompt_tokens", None) if usage else None
+        if self.tokenizer is not None:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            thinking = thinking_token_count(lambda k: self.tokenizer.decode(ids[:k]), len(ids), text, self.spec)
+            if completion is None:
+                return prompt_tokens or 0, len(ids), thinking, "tokenizer"
+            return prompt_tokens or 0, completion, min(thinking, completion), "server usage; thinking split by tokenizer"
+        completion = completion or 0
+        thinking, _ = thinking_split(text, self.spec)
+        share = len(thinking) / max(1, len(text)) if thinking else 0.0
+        return prompt_tokens or 0, completion, round(completion * share), "server usage; thinking split by characters"
+
+    async def _generate_all(self, prompts: list[Prompt], sampling: SamplingParams, progress) -> list[Generation]:
+        import openai
+
+        if self.endpoint == "chat" and any(p.messages is None for p in prompts):
+            raise ConfigError("engine.endpoint 'chat' needs prompts as chat turns")
+        gate = asyncio.Semaphore(self.concurrency)
+        async with openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.request_timeout) as client:
+
+            async def one(prompt: Prompt) -> Generation:
+                async with gate:
+                    text, finish, usage, retries = await self._with_retries(client, prompt, sampling)
+                prompt_tokens, completion, thinking, source = self._count(text, usage)
+                generation = make_generation(
+                    prompt, text, model=self.model_name, engine=self.name, sampling=sampling, spec=self.spec,
+                    prompt_tokens=prompt_tokens, completion_tokens=completion, thinking_tokens=thinking,
+                    finish_reason=finish or "stop", metadata={"token_counts": source, "retries": retries, "endpoint": self.endpoint},
+                )
+                if progress:
+                    progress([generation])
+                return generation
+
+            tasks = [asyncio.create_task(one(p)) for p in prompts]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+
+    def generate(self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None) -> list[Generation]:
+        return asyncio.run(self._generate_all(prompts, sampling, progress))
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,127 @@
+"""`handful eval`: generate, grade and score, resumable at any moment.
+
+A run directory holds one configuration (`run.json`), every sample as it is produced
+(`samples.jsonl`, graded before it is written) and, once all samples are in, `scores.json`.
+Rerunning the same command skips what is done; a different configuration is refused rather
+than mixed into the same results.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from handful import __version__
+from handful.benchmarks import benchmark_name, load_benchmark, subset
+from handful.config import EvalConfig
+from handful.engines import ENGINES, Prompt, load_tokenizer
+from handful.errors import ConfigError, lookup
+from handful.grading import Grader, GradeRequest
+from handful.metrics import score
+from handful.models import resolve
+from handful.prompts import messages, render
+from handful.records import Generation, Problem, RecordStore
+
+RUN_FILE, SAMPLES_FILE, SCORES_FILE = "run.json", "samples.jsonl", "scores.json"
+
+
+def versions() -> dict[str, str]:
+    found = {"handful": __version__, "python": platform.python_version()}
+    for package in ("torch", "transformers", "math-verify", "openai"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _check_run_dir(out: Path, cfg: EvalConfig) -> None:
+    run_file = out / RUN_FILE
+    mine = cfg.fingerprint()
+    if run_file.exists():
+        theirs = json.loads(run_file.read_text())["fingerprint"]
+        if theirs != mine:
+            diffs = [f"{k}: was {theirs.get(k)!r}, now {mine.get(k)!r}" for k in sorted(set(theirs) | set(mine)) if theirs.get(k) != mine.get(k)]
+            raise ConfigError(
+                f"{out} holds a run with other settings ({'; '.join(diffs)}); rerun with the same settings to resume, or use another --out"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    run_file.write_text(json.dumps({"fingerprint": mine, "config": cfg.model_dump(), "versions": versions()}, indent=2))
+
+
+def load_problems(cfg: EvalConfig) -> dict[str, list[Problem]]:
+    chosen = {}
+    for spec in cfg.benchmarks:
+        chosen[benchmark_name(spec)] = subset(load_benchmark(spec, data=cfg.data), cfg.limit, seed=cfg.sampling.seed)
+    return chosen
+
+
+def _grade(grader: Grader, generations: list[Generation], problems: dict[tuple, Problem], spec) -> list[Generation]:
+    requests = []
+    for g in generations:
+        p = problems[(g.benchmark, g.problem_id)]
+        text = spec.think_open + g.text if spec.open_thinking else g.text
+        choices = tuple(p.choices) if p.choices else None
+        requests.append(GradeRequest(text, p.answer, p.answer_format, choices, (spec.think_open, spec.think_close), g.finish_reason == "length"))
+    return [
+        g.model_copy(update={"extracted": r.extracted, "canonical": r.canonical, "outcome": r.outcome, "correct": r.correct})
+        for g, r in zip(generations, grader.grade(requests))
+    ]
+
+
+def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    out = Path(out)
+    lookup("engine", ENGINES, cfg.engine.name)
+    _check_run_dir(out, cfg)
+    model = resolve(cfg.model, cfg.prompt.overrides())
+    by_benchmark = load_problems(cfg)
+    problems = {(name, p.id): p for name, ps in by_benchmark.items() for p in ps}
+    store = RecordStore(out / SAMPLES_FILE, Generation, key=lambda g: g.key)
+    tokenizer = load_tokenizer(model, cfg.engine.trust_remote_code)
+    todo = [
+        Prompt(problem_id=p.id, benchmark=name, sample_index=i, text=render(p, model.spec, tokenizer), messages=messages(p, model.spec))
+        for name, ps in by_benchmark.items() for p in ps for i in range(cfg.n)
+        if f"{name}/{p.id}#{i}" not in store
+    ]
+    if todo:
+        engine = ENGINES[cfg.engine.name](model, cfg.engine, tokenizer)
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[rate]}")]
+        start, tokens, made = time.monotonic(), 0, 0
+        with Grader(cfg.grade.workers, cfg.grade.timeout) as grader, Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"eval {cfg.model}", total=len(todo) + len(store), completed=len(store), rate="")
+
+            def keep(batch: list[Generation]) -> None:
+                nonlocal tokens
+                for g in _grade(grader, batch, problems, model.spec):
+                    store.add(g)
+                nonlocal made
+                made += len(batch)
+                tokens += sum(g.completion_tokens for g in batch)
+                elapsed = max(time.monotonic() - start, 1e-9)
+                bar.update(task, advance=len(batch), rate=f"{made / elapsed:.2f} samples/s, {tokens / elapsed:.1f} tok/s")
+
+            try:
+                engine.generate(todo, cfg.sampling, progress=keep)
+            finally:
+                engine.close()
+    store.close()
+    return write_scores(cfg, out, by_benchmark, store.records)
+
+
+def write_scores(cfg: EvalConfig, out: Path, by_benchmark: dict[str, list[Problem]], samples: list[Generation]) -> dict:
+    results = {}
+    for name, ps in by_benchmark.items():
+        mine = [g for g in samples if g.benchmark == name]
+        results[name] = score(mine, cfg.n, expected=[p.id for p in ps], seed=cfg.sampling.seed).model_dump(by_alias=True)
+    scores = {"benchmarks": results, "config": cfg.model_dump(), "versions": versions()}
+    tmp = out / (SCORES_FILE + ".tmp")
+    tmp.write_text(json.dumps(scores, indent=2))
+    tmp.replace(out / SCORES_FILE)
+    return scores
