@@ -119,8 +119,8 @@ def write_scores(cfg: EvalConfig, out: Path, by_benchmark: dict[str, list[Proble
     results = {}
     for name, ps in by_benchmark.items():
         mine = [g for g in samples if g.benchmark == name]
-        results[name] = score(mine, cfg.n, expected=[p.id for p in ps], seed=cfg.sampling.seed).model_dump(by_alias=True)
-    scores = {"benchmarks": results, "config": cfg.model_dump(), "versions": versions()}
+        results[name] = score(mine, cfg.n, expected=[p.id for p in ps], seed=cfg.sampling.seed).model_dump(mode="json", by_alias=True)
+    scores = {"benchmarks": results, "config": cfg.model_dump(mode="json"), "versions": versions()}
     tmp = out / (SCORES_FILE + ".tmp")
     tmp.write_text(json.dumps(scores, indent=2))
     tmp.replace(out / SCORES_FILE)

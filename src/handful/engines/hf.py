@@ -40,7 +40,7 @@ class HFEngine:
             self.model = AutoModelForCausalLM.from_pretrained(
                 model.path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, use_safetensors=True
             )
-        except OSError as e:
+        except (OSError, ValueError) as e:
             raise EngineError(f"model {model.name!r} could not be loaded from {model.path}: {e}") from None
         self.device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()

@@ -1,0 +1,121 @@
+"""Generation speed of the `hf` engine on SmolLM2-135M-Instruct (fp32), side by side with
+(a) this machine's FLOP ceiling, (b) llama.cpp's server (Q4_1, the same GGUF) on the same
+prompts, and (c) lm-evaluation-harness's HF backend on the same prompts, if it is installed.
+
+    python benchmarks/bench_generate.py [--max-tokens 128] [--batches 1,8,32,64] [--skip-llama] [--skip-lm-eval]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from handful.benchmarks import load_benchmark
+from handful.engines.base import Prompt
+from handful.engines.hf import HFEngine
+from handful.models import MODELS, _gguf_source, resolve
+from handful.prompts import render
+from handful.records import SamplingParams
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def prompts_for(engine: HFEngine, count: int) -> list[Prompt]:
+    problems = load_benchmark("gsm8k")[:count]
+    return [Prompt(problem_id=p.id, benchmark="gsm8k", text=render(p, engine.spec, engine.tokenizer)) for p in problems]
+
+
+def timed(fn) -> tuple[float, int]:
+    start = time.perf_counter()
+    tokens = fn()
+    return time.perf_counter() - start, tokens
+
+
+def lm_eval_tokens_per_s(path: str, prompts: list[Prompt], batch: int, max_tokens: int, tokenizer) -> float | None:
+    try:
+        from lm_eval.api.instance import Instance
+        from lm_eval.models.huggingface import HFLM
+    except ImportError:
+        return None
+    lm = HFLM(pretrained=path, batch_size=batch, device="cpu", dtype="float32")
+    requests = [
+        Instance(request_type="generate_until", doc={}, idx=i,
+                 arguments=(p.text, {"until": ["<|im_end|>"], "max_gen_toks": max_tokens, "do_sample": False}))
+        for i, p in enumerate(prompts)
+    ]
+    seconds, tokens = timed(lambda: sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in lm.generate_until(requests)))
+    return tokens / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--batches", default="1,8,32,64")
+    parser.add_argument("--skip-llama", action="store_true")
+    parser.add_argument("--skip-lm-eval", action="store_true")
+    args = parser.parse_args()
+    sampling = SamplingParams(max_tokens=args.max_tokens)
+    model = resolve("smollm2-135m")
+    engine = HFEngine(model, batch_size=1)
+    params = sum(p.numel() for p in engine.model.parameters())
+    flop_per_token = 2 * params / 1e9
+    gflops = matmul_gflops()
+    ceiling = gflops / flop_per_token
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"fp32 matmul 2048^3: {gflops:.0f} GFLOP/s; {flop_per_token:.2f} GFLOP per token -> ceiling {ceiling:.0f} tok/s")
+    print(f"max {args.max_tokens} new tokens per prompt, greedy, GSM8K prompts with the chat template\n")
+    print("| engine | batch | prompts | tokens | seconds | tok/s | % of ceiling |\n|---|---|---|---|---|---|---|")
+
+    def row(name, batch, count, tokens, seconds):
+        print(f"| {name} | {batch} | {count} | {tokens} | {seconds:.1f} | {tokens / seconds:.1f} | {100 * tokens / seconds / ceiling:.0f} % |", flush=True)
+
+    batches = [int(b) for b in args.batches.split(",")]
+    for batch in batches:
+        engine.batch_size = batch
+        prompts = prompts_for(engine, max(8, batch))
+        seconds, tokens = timed(lambda: sum(g.completion_tokens for g in engine.generate(prompts, sampling)))
+        row("handful hf", batch, len(prompts), tokens, seconds)
+
+    if not args.skip_lm_eval:
+        for batch in (1, batches[-1]):
+            prompts = prompts_for(engine, max(8, batch))
+            rate = lm_eval_tokens_per_s(model.path, prompts, batch, args.max_tokens, engine.tokenizer)
+            if rate is None:
+                print("| lm-eval HF backend | - | - | - | - | not installed | - |")
+                break
+            print(f"| lm-eval HF backend | {batch} | {len(prompts)} | - | - | {rate:.1f} | {100 * rate / ceiling:.0f} % |", flush=True)
+
+    if not args.skip_llama:
+        from servers import LlamaServer
+
+        from handful.engines.server import OpenAIEngine
+
+        folder, name = _gguf_source(MODELS["smollm2-135m"])
+        server = LlamaServer(folder / name, Path("/tmp/bench-llama-server.log"))
+        try:
+            client = OpenAIEngine("smollm2-135m", model.spec, base_url=server.url, tokenizer=engine.tokenizer, concurrency=1)
+            prompts = prompts_for(engine, 8)
+            client.generate(prompts[:1], sampling)  # warm-up
+            seconds, tokens = timed(lambda: sum(g.completion_tokens for g in client.generate(prompts, sampling)))
+            row("llama.cpp server (Q4_1, one request at a time)", 1, len(prompts), tokens, seconds)
+        finally:
+            server.close()
+
+
+if __name__ == "__main__":
+    main()

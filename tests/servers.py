@@ -1,0 +1,106 @@
+"""Real servers for the tests: llama-cpp-python's OpenAI-compatible server on 127.0.0.1, and a
+fault-injecting proxy that stands in front of it."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaServer:
+    def __init__(self, gguf: Path, log: Path):
+        self.port = free_port()
+        self.log = open(log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(self.port),
+             "--n_ctx", "4096", "--model_alias", "smollm2-135m"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama.cpp server exited with {self.proc.returncode}; see {log}")
+            try:
+                urllib.request.urlopen(f"{self.url}/models", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"llama.cpp server did not start; see {log}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+class FaultProxy:
+    """Forwards to `upstream`, but answers the first requests with the faults in `plan`:
+    "500", "429" (with Retry-After: 1), "stall" (no answer for `stall` seconds), "truncate"
+    (the real answer cut in half), "drop" (the connection closed without an answer)."""
+
+    def __init__(self, upstream: str, plan: list[str], stall: float = 5.0):
+        self.plan, self.stall, self.seen = list(plan), stall, []
+        host, port = upstream.split("//")[1].split("/")[0].split(":")
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status: int, body: bytes, headers: dict | None = None):
+                self.send_response(status)
+                for k, v in {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with threading.Lock():
+                    fault = proxy.plan.pop(0) if proxy.plan else "ok"
+                    proxy.seen.append(fault)
+                if fault == "500":
+                    return self._reply(500, b'{"error": {"message": "injected"}}')
+                if fault == "429":
+                    return self._reply(429, b'{"error": {"message": "slow down"}}', {"Retry-After": "1"})
+                if fault == "stall":
+                    time.sleep(proxy.stall)
+                    self.close_connection = True
+                    return
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                upstream_conn = http.client.HTTPConnection(host, int(port), timeout=600)
+                upstream_conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+                answer = upstream_conn.getresponse()
+                data = answer.read()
+                upstream_conn.close()
+                if fault == "truncate":
+                    data = data[: len(data) // 2]
+                self._reply(answer.status, data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,95 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from handful.config import EvalConfig
+from handful.errors import ConfigError
+from handful.evaluation import evaluate
+from handful.records import Generation, read_jsonl
+
+
+def cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "handful", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_eval_writes_samples_and_scores(tiny_model, tmp_path):
+    user = tmp_path / "mine.jsonl"
+    user.write_text("".join(json.dumps({"q": f"What is {i} + {i}?", "a": 2 * i}) + "\n" for i in range(3)))
+    cfg = EvalConfig(model=str(tiny_model), benchmarks=["gsm8k", f"jsonl:{user}?question=q&answer=a"], limit=3, n=2,
+                     sampling={"temperature": 0.7, "max_tokens": 16})
+    scores = evaluate(cfg, tmp_path / "run")
+    samples = read_jsonl(tmp_path / "run" / "samples.jsonl", Generation)
+    assert len(samples) == 12 and len({g.key for g in samples}) == 12
+    assert all(g.outcome is not None and g.completion_tokens <= 16 for g in samples)
+    assert set(scores["benchmarks"]) == {"gsm8k", "mine"}
+    s = scores["benchmarks"]["gsm8k"]
+    assert s["n_problems"] == 3 and s["n_samples"] == 6 and set(s["pass@k"]) == {"1", "2"}
+    on_disk = json.loads((tmp_path / "run" / "scores.json").read_text())
+    assert on_disk["benchmarks"] == scores["benchmarks"] and on_disk["versions"]["handful"]
+
+
+def test_a_different_config_is_refused(tiny_model, tmp_path):
+    cfg = EvalConfig(model=str(tiny_model), benchmarks=["aime24"], limit=2, sampling={"max_tokens": 4})
+    evaluate(cfg, tmp_path)
+    with pytest.raises(ConfigError, match=r"n: was 1, now 3"):
+        evaluate(cfg.model_copy(update={"n": 3}), tmp_path)
+    evaluate(cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"batch_size": 1})}), tmp_path)  # speed settings may change
+
+
+def test_resume_after_kill_loses_and_repeats_nothing(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    args = ["eval", "--model", str(tiny_model), "--benchmark", "gsm8k", "--limit", "16", "--batch-size", "2",
+            "--max-tokens", "48", "--out", str(out)]
+    proc = cli(*args)
+    samples = out / "samples.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and (not samples.exists() or samples.read_text().count("\n") < 4):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = samples.read_text().splitlines()
+    assert 4 <= len(before) < 16
+    done = cli(*args)
+    stdout, stderr = done.communicate(timeout=600)
+    assert done.returncode == 0, stderr
+    after = read_jsonl(samples, Generation)
+    assert len(after) == 16 and len({g.key for g in after}) == 16
+    assert samples.read_text().splitlines()[: len(before)] == before  # finished work kept as it was
+    assert "gsm8k" in stdout and "accuracy" in stdout
+
+
+def test_bad_model_name_lists_aliases(tmp_path):
+    out = cli("eval", "--model", "smollm3-135m", "--benchmark", "gsm8k", "--out", str(tmp_path))
+    stdout, stderr = out.communicate(timeout=120)
+    assert out.returncode == 1
+    assert "unknown model 'smollm3-135m'; known: smollm2-135m" in stderr and "Traceback" not in stderr
+
+
+def test_bad_options_are_named(tmp_path):
+    out = cli("eval", "--benchmark", "gsm8k", "--n", "0", "--out", str(tmp_path))
+    _, stderr = out.communicate(timeout=120)
+    assert out.returncode == 1 and "n: Input should be greater than or equal to 1" in stderr
+
+
+def test_models_lists_aliases():
+    out = cli("models", "--json")
+    stdout, _ = out.communicate(timeout=60)
+    names = {m["name"] for m in json.loads(stdout)}
+    assert names == {"smollm2-135m", "gemma3-270m"}
+
+
+@pytest.mark.slow
+def test_real_model_on_gsm8k(smollm2_path, tmp_path):
+    """The README's first run: the real SmolLM2-135M on 20 GSM8K problems, greedy."""
+    out = cli("eval", "--model", "smollm2-135m", "--benchmark", "gsm8k", "--limit", "20", "--max-tokens", "384", "--out", str(tmp_path))
+    stdout, stderr = out.communicate(timeout=1800)
+    assert out.returncode == 0, stderr
+    scores = json.loads((tmp_path / "scores.json").read_text())["benchmarks"]["gsm8k"]
+    assert scores["n_problems"] == 20 and 0.0 <= scores["ci95"][0] <= scores["accuracy"] <= scores["ci95"][1]
+    samples = read_jsonl(tmp_path / "samples.jsonl", Generation)
+    assert sum(g.outcome != "no_answer" for g in samples) >= 10  # it does answer, right or wrong
