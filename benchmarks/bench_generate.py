@@ -2,7 +2,7 @@
 (a) this machine's FLOP ceiling, (b) llama.cpp's server (Q4_1, the same GGUF) on the same
 prompts, and (c) lm-evaluation-harness's HF backend on the same prompts, if it is installed.
 
-    python benchmarks/bench_generate.py [--max-tokens 128] [--batches 1,8,32,64] [--skip-llama] [--skip-lm-eval]
+    python benchmarks/bench_generate.py [--max-tokens 256] [--batches 1,8,32,64] [--skip-llama] [--skip-lm-eval]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def lm_eval_tokens_per_s(path: str, prompts: list[Prompt], batch: int, max_token
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--batches", default="1,8,32,64")
     parser.add_argument("--skip-llama", action="store_true")
     parser.add_argument("--skip-lm-eval", action="store_true")
@@ -87,13 +87,16 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",")]
     for batch in batches:
         engine.batch_size = batch
-        prompts = prompts_for(engine, max(8, batch))
-        seconds, tokens = timed(lambda: sum(g.completion_tokens for g in engine.generate(prompts, sampling)))
-        row("handful hf", batch, len(prompts), tokens, seconds)
+        prompts = prompts_for(engine, max(4, batch))
+        for label, growing in (("handful hf", True), ("same, transformers' DynamicCache", False)):
+            engine.growing_cache = growing
+            seconds, tokens = timed(lambda: sum(g.completion_tokens for g in engine.generate(prompts, sampling)))
+            row(label, batch, len(prompts), tokens, seconds)
+    engine.growing_cache = True
 
     if not args.skip_lm_eval:
         for batch in (1, batches[-1]):
-            prompts = prompts_for(engine, max(8, batch))
+            prompts = prompts_for(engine, max(4, batch))
             rate = lm_eval_tokens_per_s(model.path, prompts, batch, args.max_tokens, engine.tokenizer)
             if rate is None:
                 print("| lm-eval HF backend | - | - | - | - | not installed | - |")
@@ -109,7 +112,7 @@ def main() -> None:
         server = LlamaServer(folder / name, Path("/tmp/bench-llama-server.log"))
         try:
             client = OpenAIEngine("smollm2-135m", model.spec, base_url=server.url, tokenizer=engine.tokenizer, concurrency=1)
-            prompts = prompts_for(engine, 8)
+            prompts = prompts_for(engine, 4)
             client.generate(prompts[:1], sampling)  # warm-up
             seconds, tokens = timed(lambda: sum(g.completion_tokens for g in client.generate(prompts, sampling)))
             row("llama.cpp server (Q4_1, one request at a time)", 1, len(prompts), tokens, seconds)

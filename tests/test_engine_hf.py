@@ -90,3 +90,20 @@ def test_thinking_tokens_by_bisection():
     assert thinking_token_count(FakeTokens(never), 3, "a b c", opened) == 3
     assert thinking_token_count(FakeTokens(never), 3, "a b c", spec) == 0
     assert thinking_split("x</think>y", opened) == ("x", "y")
+
+
+def test_growing_cache_matches_transformers_own(engine):
+    """Same tokens with the growing KV cache as with transformers' DynamicCache, greedy and in beams."""
+    import torch
+    from transformers import DynamicCache
+
+    from handful.engines.kv_cache import growing_cache
+
+    ps = _prompts(engine, ["What is 12 times 13?", "Name a prime number larger than one hundred."])
+    enc = engine.tokenizer([p.text for p in ps], return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode():
+        for extra in ({}, {"num_beams": 3}):
+            kw = dict(max_new_tokens=300, min_new_tokens=300, do_sample=False, pad_token_id=engine.tokenizer.pad_token_id, **extra)
+            ours = engine.model.generate(**enc, past_key_values=growing_cache(), **kw)
+            theirs = engine.model.generate(**enc, past_key_values=DynamicCache(), **kw)
+            assert torch.equal(ours, theirs)

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable
 
 from handful.engines.base import Prompt, make_generation, thinking_token_count
+from handful.engines.kv_cache import growing_cache
 from handful.errors import EngineError
 from handful.models import ResolvedModel
 from handful.records import Generation, SamplingParams
@@ -47,6 +48,8 @@ class HFEngine:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        # Models with sliding-window layers keep transformers' own cache, which knows them.
+        self.growing_cache = "sliding_attention" not in (getattr(self.model.config, "layer_types", None) or [])
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.stop_ids = {i for i in [*eos, self.tokenizer.eos_token_id] if i is not None}
@@ -66,6 +69,8 @@ class HFEngine:
         stop = [*self.spec.stop, *sampling.stop]
         if stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
+        if self.growing_cache:
+            kwargs["past_key_values"] = growing_cache()
         with torch.inference_mode():
             out = self.model.generate(**encoded, **kwargs)
         results = []
