@@ -66,13 +66,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--batches", default="1,8,32,64")
+    parser.add_argument("--dtype", default="float32", help="dtype of the hf engine rows (the ceiling stays fp32)")
+    parser.add_argument("--skip-dynamic", action="store_true", help="skip the DynamicCache comparison rows")
     parser.add_argument("--skip-llama", action="store_true")
     parser.add_argument("--skip-lm-eval", action="store_true")
     args = parser.parse_args()
     sampling = SamplingParams(max_tokens=args.max_tokens)
     model = resolve("smollm2-135m")
-    engine = HFEngine(model, batch_size=1)
-    params = sum(p.numel() for p in engine.model.parameters())
+    engine = HFEngine(model, batch_size=1, dtype=args.dtype)
+    params = sum(p.numel() for p in engine.model.parameters())  # lm_head is tied: counted once, used once
     flop_per_token = 2 * params / 1e9
     gflops = matmul_gflops()
     ceiling = gflops / flop_per_token
@@ -88,7 +90,8 @@ def main() -> None:
     for batch in batches:
         engine.batch_size = batch
         prompts = prompts_for(engine, max(4, batch))
-        for label, growing in (("handful hf", True), ("same, transformers' DynamicCache", False)):
+        variants = [(f"handful hf {args.dtype}", True)] + ([] if args.skip_dynamic else [("same, transformers' DynamicCache", False)])
+        for label, growing in variants:
             engine.growing_cache = growing
             seconds, tokens = timed(lambda: sum(g.completion_tokens for g in engine.generate(prompts, sampling)))
             row(label, batch, len(prompts), tokens, seconds)

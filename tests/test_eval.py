@@ -93,3 +93,33 @@ def test_real_model_on_gsm8k(smollm2_path, tmp_path):
     assert scores["n_problems"] == 20 and 0.0 <= scores["ci95"][0] <= scores["accuracy"] <= scores["ci95"][1]
     samples = read_jsonl(tmp_path / "samples.jsonl", Generation)
     assert sum(g.outcome != "no_answer" for g in samples) >= 10  # it does answer, right or wrong
+
+
+def test_ctrl_c_keeps_finished_samples_and_says_how_to_resume(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    args = ["eval", "--model", str(tiny_model), "--benchmark", "gsm8k", "--limit", "12", "--batch-size", "2",
+            "--max-tokens", "48", "--out", str(out)]
+    proc = cli(*args)
+    samples = out / "samples.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and (not samples.exists() or samples.read_text().count("\n") < 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr
+    kept = len(read_jsonl(samples, Generation))
+    assert 2 <= kept < 12
+    done = cli(*args)
+    _, stderr = done.communicate(timeout=600)
+    assert done.returncode == 0, stderr
+    assert len({g.key for g in read_jsonl(samples, Generation)}) == 12
+
+
+def test_multiple_choice_from_a_user_file(tiny_model, tmp_path, shared_data):
+    cfg = EvalConfig(model=str(tiny_model), benchmarks=["gpqa_diamond"], data=str(shared_data / "gpqa_diamond/test.jsonl"),
+                     limit=2, sampling={"max_tokens": 8})
+    scores = evaluate(cfg, tmp_path)
+    samples = read_jsonl(tmp_path / "samples.jsonl", Generation)
+    assert scores["benchmarks"]["gpqa_diamond"]["n_problems"] == 2
+    assert all("within \\boxed{}" in g.prompt and "\nA. " in g.prompt for g in samples)

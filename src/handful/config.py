@@ -63,6 +63,7 @@ class EvalConfig(Config):
     benchmarks: list[str] = Field(default_factory=lambda: ["gsm8k"], min_length=1)
     data: str | None = Field(default=None, description="file for benchmarks handful does not ship (gpqa_diamond)")
     limit: int | None = Field(default=None, ge=1)
+    limit_seed: int = Field(default=0, description="which subset --limit takes; apart from the sampling seed")
     n: int = Field(default=1, ge=1, description="samples per problem")
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
@@ -72,7 +73,8 @@ class EvalConfig(Config):
     def fingerprint(self) -> dict:
         """The settings that decide what the samples are; a run directory keeps to one."""
         return {
-            "model": self.model, "benchmarks": self.benchmarks, "data": self.data, "limit": self.limit, "n": self.n,
+            "model": self.model, "benchmarks": self.benchmarks, "data": self.data, "limit": self.limit,
+            "limit_seed": self.limit_seed, "n": self.n,
             "sampling": self.sampling.model_dump(), "prompt": self.prompt.model_dump(),
             "engine": {k: getattr(self.engine, k) for k in ("name", "dtype", "served_model", "endpoint")},
         }

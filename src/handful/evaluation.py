@@ -56,7 +56,7 @@ def _check_run_dir(out: Path, cfg: EvalConfig) -> None:
 def load_problems(cfg: EvalConfig) -> dict[str, list[Problem]]:
     chosen = {}
     for spec in cfg.benchmarks:
-        chosen[benchmark_name(spec)] = subset(load_benchmark(spec, data=cfg.data), cfg.limit, seed=cfg.sampling.seed)
+        chosen[benchmark_name(spec)] = subset(load_benchmark(spec, data=cfg.data), cfg.limit, seed=cfg.limit_seed)
     return chosen
 
 
