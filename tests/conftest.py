@@ -44,3 +44,16 @@ def tiny_model(smollm2_path, tmp_path_factory) -> Path:
     tokenizer.save_pretrained(folder)
     (folder / SPEC_FILE).write_text(ModelSpec(system_prompt="Be brief.").model_dump_json())
     return folder
+
+
+@pytest.fixture(scope="session")
+def server(smollm2_path, tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1, serving the real SmolLM2 GGUF."""
+    pytest.importorskip("llama_cpp", reason="the test server is not installed (scripts/install-test-server.sh)")
+    from handful.models import MODELS, _gguf_source
+    from servers import LlamaServer
+
+    folder, name = _gguf_source(MODELS["smollm2-135m"])
+    s = LlamaServer(folder / name, tmp_path_factory.mktemp("llama") / "server.log")
+    yield s
+    s.close()

@@ -82,10 +82,10 @@ def test_thinking_tokens_by_bisection():
     spec = ModelSpec()
     pieces = ["<", "think", ">", "a", " b", "</", "think", ">", "The", " answer"]
     text = "".join(pieces)
-    assert thinking_token_count(FakeTokens(pieces), len(pieces), text, spec) == 8
+    assert thinking_token_count(FakeTokens(pieces), len(pieces), text, spec) == 5
     opened = ModelSpec(open_thinking=True)
     rest = pieces[3:]
-    assert thinking_token_count(FakeTokens(rest), len(rest), "".join(rest), opened) == 5
+    assert thinking_token_count(FakeTokens(rest), len(rest), "".join(rest), opened) == 2
     never = ["a", " b", " c"]
     assert thinking_token_count(FakeTokens(never), 3, "a b c", opened) == 3
     assert thinking_token_count(FakeTokens(never), 3, "a b c", spec) == 0

@@ -7,23 +7,13 @@ import pytest
 from handful.engines.base import Prompt
 from handful.engines.server import OpenAIEngine
 from handful.errors import ConfigError, EngineError
-from handful.models import MODELS, resolve
+from handful.models import resolve
 from handful.prompts import render
 from handful.records import Problem, SamplingParams
 
-from servers import FaultProxy, LlamaServer
+from servers import FaultProxy
 
 pytest.importorskip("llama_cpp", reason="the test server extra is not installed (scripts/install-test-server.sh)")
-
-
-@pytest.fixture(scope="module")
-def server(smollm2_path, tmp_path_factory):
-    from handful.models import _gguf_source
-
-    folder, name = _gguf_source(MODELS["smollm2-135m"])
-    s = LlamaServer(folder / name, tmp_path_factory.mktemp("llama") / "server.log")
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

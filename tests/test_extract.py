@@ -41,3 +41,7 @@ def test_methods_are_reported():
     assert extract_answer("#### 12").method == "hashes"
     assert extract_answer("<think>\\boxed{3}</think>").method == "boxed@thinking"
     assert extract_answer("no digits").method == "none"
+
+
+def test_thinking_ends_at_the_first_closing_delimiter():
+    assert split_thinking("a</think>b</think>c") == ("a", "b</think>c")

@@ -128,6 +128,10 @@ def eval_(
     top_k: Annotated[Optional[int], typer.Option()] = None,
     max_tokens: Annotated[Optional[int], typer.Option()] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
+    min_thinking_tokens: Annotated[Optional[int], typer.Option(help="Budget forcing: refuse to stop thinking before this many tokens.")] = None,
+    max_thinking_tokens: Annotated[Optional[int], typer.Option(help="Budget forcing: end thinking at this many tokens.")] = None,
+    max_waits: Annotated[Optional[int], typer.Option(help="Budget forcing: refuse this many ends of thinking in any case.")] = None,
+    continuation: Annotated[Optional[str], typer.Option(help='Budget forcing: what is forced on a refused stop (default "Wait").')] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="hf engine batch size.")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="float32 | bfloat16 | float16")] = None,
     data: Annotated[Optional[Path], typer.Option(help="File for a benchmark handful does not ship (gpqa_diamond).")] = None,
@@ -143,7 +147,8 @@ def eval_(
         **{"engine.name": engine, "engine.base_url": base_url, "engine.served_model": served_model,
            "engine.api_key_env": api_key_env, "engine.batch_size": batch_size, "engine.dtype": dtype,
            "sampling.temperature": temperature, "sampling.top_p": top_p, "sampling.top_k": top_k,
-           "sampling.max_tokens": max_tokens, "sampling.seed": seed},
+           "sampling.max_tokens": max_tokens, "sampling.seed": seed, "budget.min_thinking_tokens": min_thinking_tokens,
+           "budget.max_thinking_tokens": max_thinking_tokens, "budget.max_waits": max_waits, "budget.continuation": continuation},
     ) + list(set_ or [])
     try:
         cfg = load_config(EvalConfig, config, overrides)

@@ -14,6 +14,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from handful.budget import Budget
 from handful.errors import ConfigError
 from handful.records import SamplingParams
 
@@ -66,6 +67,7 @@ class EvalConfig(Config):
     limit_seed: int = Field(default=0, description="which subset --limit takes; apart from the sampling seed")
     n: int = Field(default=1, ge=1, description="samples per problem")
     sampling: SamplingParams = Field(default_factory=SamplingParams)
+    budget: Budget = Field(default_factory=Budget, description="budget forcing; any limit makes prompts open thinking")
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     grade: GradeConfig = Field(default_factory=GradeConfig)
@@ -75,7 +77,7 @@ class EvalConfig(Config):
         return {
             "model": self.model, "benchmarks": self.benchmarks, "data": self.data, "limit": self.limit,
             "limit_seed": self.limit_seed, "n": self.n,
-            "sampling": self.sampling.model_dump(), "prompt": self.prompt.model_dump(),
+            "sampling": self.sampling.model_dump(), "budget": self.budget.model_dump(), "prompt": self.prompt.model_dump(),
             "engine": {k: getattr(self.engine, k) for k in ("name", "dtype", "served_model", "endpoint")},
         }
 

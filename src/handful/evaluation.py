@@ -79,7 +79,10 @@ def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
     out = Path(out)
     lookup("engine", ENGINES, cfg.engine.name)
     _check_run_dir(out, cfg)
-    model = resolve(cfg.model, cfg.prompt.overrides())
+    overrides = cfg.prompt.overrides()
+    if cfg.budget.active:
+        overrides.setdefault("open_thinking", True)  # s1: the prompt ends by opening the thinking
+    model = resolve(cfg.model, overrides)
     by_benchmark = load_problems(cfg)
     problems = {(name, p.id): p for name, ps in by_benchmark.items() for p in ps}
     store = RecordStore(out / SAMPLES_FILE, Generation, key=lambda g: g.key)
@@ -108,7 +111,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
                 bar.update(task, advance=len(batch), rate=f"{made / elapsed:.2f} samples/s, {tokens / elapsed:.1f} tok/s")
 
             try:
-                engine.generate(todo, cfg.sampling, progress=keep)
+                engine.generate(todo, cfg.sampling, progress=keep, budget=cfg.budget if cfg.budget.active else None)
             finally:
                 engine.close()
     store.close()

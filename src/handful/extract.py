@@ -36,9 +36,10 @@ class Extraction(NamedTuple):
 
 
 def split_thinking(text: str, open_tag: str = "<think>", close_tag: str = "</think>") -> tuple[str | None, str]:
-    """(thinking, answer part). Thinking never closed means an empty answer part."""
+    """(thinking, answer part). Thinking ends at the first closing delimiter (a model may
+    write another one later, in its answer); never closed means an empty answer part."""
     if close_tag and close_tag in text:
-        head, _, tail = text.rpartition(close_tag)
+        head, _, tail = text.partition(close_tag)
         if open_tag and open_tag in head:
             head = head.split(open_tag, 1)[1]
         return head, tail

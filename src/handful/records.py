@@ -64,6 +64,8 @@ class Generation(Record):
     thinking_tokens: int = 0
     answer_tokens: int = 0
     finish_reason: str = "stop"
+    waits: int = 0  # continuations forced by budget forcing
+    forced_cut: bool = False  # thinking was ended by the budget, not by the model
     extracted: str | None = None
     canonical: str | None = None
     outcome: Outcome | None = None

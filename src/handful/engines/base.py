@@ -34,23 +34,24 @@ def thinking_split(text: str, spec: ModelSpec) -> tuple[str | None, str]:
 
 
 def thinking_token_count(token_texts: Callable[[int], str], total: int, text: str, spec: ModelSpec) -> int:
-    """How many completion tokens belong to thinking, the closing delimiter included.
+    """How many completion tokens make up the thinking text (the closing delimiter excluded).
 
-    `token_texts(k)` decodes the first k tokens; the smallest k whose text holds the closing
-    delimiter is found by bisection, so the count is exact in tokens, not estimated.
+    `token_texts(k)` decodes the first k tokens; the largest k whose text stays before the
+    closing delimiter is found by bisection, so the count is exact in tokens, not estimated.
     """
     thinking, _ = thinking_split(text, spec)
     if thinking is None:
         return 0
     if spec.think_close not in text:
         return total  # never closed: everything was thinking
-    lo, hi = 1, total
+    end = text.index(spec.think_close)
+    lo, hi = 0, total
     while lo < hi:
-        mid = (lo + hi) // 2
-        if spec.think_close in token_texts(mid):
-            hi = mid
+        mid = (lo + hi + 1) // 2
+        if len(token_texts(mid)) <= end:
+            lo = mid
         else:
-            lo = mid + 1
+            hi = mid - 1
     return lo
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
+from handful.budget import Budget
 from handful.engines.base import Prompt, make_generation, thinking_token_count
 from handful.engines.kv_cache import growing_cache
-from handful.errors import EngineError
+from handful.errors import ConfigError, EngineError
 from handful.models import ResolvedModel
 from handful.records import Generation, SamplingParams
 
@@ -54,7 +55,7 @@ class HFEngine:
         eos = eos if isinstance(eos, list) else [eos]
         self.stop_ids = {i for i in [*eos, self.tokenizer.eos_token_id] if i is not None}
 
-    def _run_batch(self, batch: list[Prompt], sampling: SamplingParams) -> list[Generation]:
+    def _run_batch(self, batch: list[Prompt], sampling: SamplingParams, budget: Budget | None) -> list[Generation]:
         torch = self.torch
         encoded = self.tokenizer([p.text for p in batch], return_tensors="pt", padding=True, add_special_tokens=False)
         encoded = {k: v.to(self.device) for k, v in encoded.items()}
@@ -67,7 +68,15 @@ class HFEngine:
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         stop = [*self.spec.stop, *sampling.stop]
-        if stop:
+        forcing = None
+        if budget is not None and budget.active:
+            from transformers import LogitsProcessorList
+
+            from handful.engines.hf_budget import BudgetProcessor
+
+            forcing = BudgetProcessor(budget, self.tokenizer, self.spec.think_close, len(batch), width, self.stop_ids, stop)
+            kwargs["logits_processor"] = LogitsProcessorList([forcing])
+        elif stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
         if self.growing_cache:
             kwargs["past_key_values"] = growing_cache()
@@ -81,23 +90,30 @@ class HFEngine:
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
             stopped = ended is not None or any(text.endswith(s) for s in stop)
             thinking = thinking_token_count(lambda k: self.tokenizer.decode(ids[:k]), len(ids), text, self.spec)
-            results.append(
-                make_generation(
-                    prompt, text, model=self.model_name, engine=self.name, sampling=sampling, spec=self.spec,
-                    prompt_tokens=int(encoded["attention_mask"][row].sum()), completion_tokens=len(ids),
-                    thinking_tokens=thinking, finish_reason="stop" if stopped else "length",
-                    metadata={"token_counts": "token ids"},
-                )
+            generation = make_generation(
+                prompt, text, model=self.model_name, engine=self.name, sampling=sampling, spec=self.spec,
+                prompt_tokens=int(encoded["attention_mask"][row].sum()), completion_tokens=len(ids),
+                thinking_tokens=thinking, finish_reason="stop" if stopped else "length",
+                metadata={"token_counts": "token ids"},
             )
+            if forcing is not None:
+                forcer = forcing.forcers[row]
+                generation = generation.model_copy(update={"budget": budget.model_dump(), "waits": forcer.waits, "forced_cut": forcer.forced_cut})
+            results.append(generation)
         return results
 
-    def generate(self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None) -> list[Generation]:
+    def generate(
+        self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None,
+        budget: Budget | None = None,
+    ) -> list[Generation]:
+        if budget is not None and budget.active and not self.spec.open_thinking:
+            raise ConfigError("budget forcing needs prompts that open thinking: set prompt.open_thinking=true")
         lengths = [len(self.tokenizer(p.text, add_special_tokens=False)["input_ids"]) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
         results: dict[int, Generation] = {}
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
-            done = self._run_batch([prompts[i] for i in index], sampling)
+            done = self._run_batch([prompts[i] for i in index], sampling, budget)
             results.update(zip(index, done))
             if progress:
                 progress(done)

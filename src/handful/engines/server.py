@@ -16,6 +16,7 @@ import os
 import random
 from collections.abc import Callable
 
+from handful.budget import Budget
 from handful.engines.base import Prompt, make_generation, thinking_split, thinking_token_count
 from handful.errors import ConfigError, EngineError
 from handful.models import ModelSpec
@@ -74,10 +75,10 @@ class OpenAIEngine:
             params["extra_body"] = {"top_k": sampling.top_k}
         return params
 
-    async def _request(self, client, prompt: Prompt, sampling: SamplingParams):
-        params = self._params(sampling, prompt)
+    async def _request(self, client, prompt: Prompt, sampling: SamplingParams, text: str | None = None, **override):
+        params = {**self._params(sampling, prompt), **override}
         if self.endpoint == "completions":
-            response = await client.completions.create(prompt=prompt.text, **params)
+            response = await client.completions.create(prompt=prompt.text if text is None else text, **params)
             choice = response.choices[0]
             return choice.text, choice.finish_reason, response.usage
         response = await client.chat.completions.create(messages=prompt.messages, **params)
@@ -89,10 +90,10 @@ class OpenAIEngine:
             text = f"{self.spec.think_open}{reasoning}{self.spec.think_close}{text}"
         return text, choice.finish_reason, response.usage
 
-    async def _with_retries(self, client, prompt: Prompt, sampling: SamplingParams):
+    async def _with_retries(self, client, prompt: Prompt, sampling: SamplingParams, text: str | None = None, **override):
         for attempt in range(self.max_retries + 1):
             try:
-                return (*(await self._request(client, prompt, sampling)), attempt)
+                return (*(await self._request(client, prompt, sampling, text, **override)), attempt)
             except Exception as error:  # noqa: BLE001 (classified right below)
                 if not _transient(error):
                     raise EngineError(f"{self.base_url}: request for {prompt.problem_id} failed: {error}") from None
@@ -102,6 +103,53 @@ class OpenAIEngine:
                 if wait is None:
                     wait = min(self.backoff_cap, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.5)
                 await asyncio.sleep(wait)
+
+    def _tokens(self, text: str, usage=None) -> int:
+        """Tokens of a piece of text: the tokenizer's count, as the record will state it.
+        The server's count is the fallback only: it includes a matched stop string that the
+        text leaves out."""
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        counted = getattr(usage, "completion_tokens", None) if usage is not None else None
+        if counted is not None:
+            return counted
+        return max(1, round(len(text) / 4)) if text else 0
+
+    async def _with_budget(self, client, prompt: Prompt, sampling: SamplingParams, budget: Budget):
+        """s1's budget forcing as continuation requests: the text so far is sent back each
+        round, so servers with prefix caching (vLLM, SGLang, llama.cpp) reuse the prompt."""
+        text, thinking, waits, retries, forced_cut = "", 0, 0, 0, False
+        top = budget.max_thinking_tokens if budget.max_thinking_tokens is not None else sampling.max_tokens
+        continuation = budget.continuation_text(self.spec.think_close)
+        while True:
+            if thinking >= top:
+                forced_cut = True
+                break
+            piece, finish, usage, tries = await self._with_retries(
+                client, prompt, sampling, prompt.text + text, max_tokens=top - thinking, stop=[self.spec.think_close]
+            )
+            retries += tries
+            text += piece
+            thinking += self._tokens(piece, usage)
+            if finish == "length":
+                forced_cut = True
+                break
+            owed = thinking < budget.min_thinking_tokens or waits < budget.max_waits
+            if not owed:
+                break  # the model ended its thinking, and may
+            cost = self._tokens(continuation)
+            if not continuation or thinking + cost > top:
+                forced_cut = True
+                break
+            text += continuation
+            thinking += cost
+            waits += 1
+        text += self.spec.think_close + (budget.answer_prefix if forced_cut else "")
+        used = thinking + self._tokens(self.spec.think_close)
+        answer, finish, usage, tries = await self._with_retries(
+            client, prompt, sampling, prompt.text + text, max_tokens=max(1, sampling.max_tokens - used)
+        )
+        return text + answer, finish, thinking, waits, forced_cut, retries + tries
 
     def _count(self, text: str, usage) -> tuple[int, int, int, str]:
         """(prompt, completion, thinking) tokens, and where the numbers came from."""
@@ -118,23 +166,35 @@ class OpenAIEngine:
         share = len(thinking) / max(1, len(text)) if thinking else 0.0
         return prompt_tokens or 0, completion, round(completion * share), "server usage; thinking split by characters"
 
-    async def _generate_all(self, prompts: list[Prompt], sampling: SamplingParams, progress) -> list[Generation]:
+    async def _generate_all(self, prompts: list[Prompt], sampling: SamplingParams, progress, budget: Budget | None) -> list[Generation]:
         import openai
 
         if self.endpoint == "chat" and any(p.messages is None for p in prompts):
             raise ConfigError("engine.endpoint 'chat' needs prompts as chat turns")
+        if budget is not None and (self.endpoint != "completions" or not self.spec.open_thinking):
+            raise ConfigError("budget forcing over a server needs the completions endpoint and prompts that open thinking")
         gate = asyncio.Semaphore(self.concurrency)
         async with openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.request_timeout) as client:
 
             async def one(prompt: Prompt) -> Generation:
+                forcing = {}
                 async with gate:
-                    text, finish, usage, retries = await self._with_retries(client, prompt, sampling)
-                prompt_tokens, completion, thinking, source = self._count(text, usage)
+                    if budget is None:
+                        text, finish, usage, retries = await self._with_retries(client, prompt, sampling)
+                    else:
+                        text, finish, thinking, waits, cut, retries = await self._with_budget(client, prompt, sampling, budget)
+                        usage = None
+                        forcing = {"budget": budget.model_dump(), "waits": waits, "forced_cut": cut}
+                prompt_tokens, completion, thinking_count, source = self._count(text, usage)
+                if forcing:
+                    source = "tokenizer" if self.tokenizer is not None else "characters / 4"
                 generation = make_generation(
                     prompt, text, model=self.model_name, engine=self.name, sampling=sampling, spec=self.spec,
-                    prompt_tokens=prompt_tokens, completion_tokens=completion, thinking_tokens=thinking,
+                    prompt_tokens=prompt_tokens, completion_tokens=completion, thinking_tokens=thinking_count,
                     finish_reason=finish or "stop", metadata={"token_counts": source, "retries": retries, "endpoint": self.endpoint},
                 )
+                if forcing:
+                    generation = generation.model_copy(update=forcing)
                 if progress:
                     progress([generation])
                 return generation
@@ -148,8 +208,11 @@ class OpenAIEngine:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
 
-    def generate(self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None) -> list[Generation]:
-        return asyncio.run(self._generate_all(prompts, sampling, progress))
+    def generate(
+        self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None,
+        budget: Budget | None = None,
+    ) -> list[Generation]:
+        return asyncio.run(self._generate_all(prompts, sampling, progress, budget))
 
     def close(self) -> None:
         pass

@@ -1,0 +1,159 @@
+"""Budget forcing: the state machine on scripted token streams, then inside transformers'
+generate on a tiny model whose wish to stop is scripted step by step."""
+
+import pytest
+import torch
+from pydantic import ValidationError
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from handful.budget import ANSWERING, THINKING, Budget, Forcer
+
+# A toy vocabulary: one token per character; "<" starts the closing delimiter, "$" ends.
+CLOSE, EOS = "</t>", "$"
+
+
+def encode(text):
+    return [ord(c) for c in text]
+
+
+def run(budget, wishes, limit=200):
+    """Drive a Forcer with what the 'model' wants whenever it is free to choose: '.' and
+    letters are text, '<' would start the closing delimiter, '$' would end the sequence."""
+    f = Forcer(budget, encode, CLOSE)
+    out = []
+    wishes = iter(wishes)
+    while len(out) < limit:
+        forced = f.next_forced()
+        if forced is None:
+            wish = next(wishes, "$")
+            if f.state == THINKING and wish in "<$":
+                f.attempt_stop(ending=wish == "$")
+                forced = f.next_forced()
+            elif wish == "$":
+                break
+        token = forced if forced is not None else ord(wish)
+        out.append(token)
+        f.observe(token)
+    return "".join(map(chr, out)), f
+
+
+def thinking_part(text):
+    return text.split(CLOSE)[0] if CLOSE in text else text
+
+
+def test_no_budget_lets_the_model_close():
+    text, f = run(Budget(), "...<ab$")
+    assert text == "..." + CLOSE + "ab" and f.thinking_tokens == 3 and not f.forced_cut and f.waits == 0
+
+
+def test_min_only_refuses_early_stops_with_wait():
+    text, f = run(Budget(min_thinking_tokens=10, continuation="W"), "..<...<..<ab$")
+    assert text == "..\nW...\nW.." + CLOSE + "ab"  # the third stop, at 11 thinking tokens, is let through
+    assert f.thinking_tokens == 11 and f.waits == 2 and not f.forced_cut
+
+
+def test_max_only_cuts_exactly_at_the_budget():
+    text, f = run(Budget(max_thinking_tokens=7, answer_prefix=" A:"), "." * 50)
+    assert text.startswith("......." + CLOSE + " A:")
+    assert f.thinking_tokens == 7 and f.forced_cut
+
+
+def test_min_and_max_together():
+    text, f = run(Budget(min_thinking_tokens=5, max_thinking_tokens=9, continuation="W"), "..<..<..<...")
+    thinking = thinking_part(text)
+    assert 5 <= len(thinking) <= 9 and f.thinking_tokens == len(thinking)
+
+
+def test_max_waits_refuses_that_many_stops_even_past_the_minimum():
+    text, f = run(Budget(max_waits=2, continuation="W"), "..<..<..<ab$")
+    assert thinking_part(text) == "..\nW..\nW.." and f.waits == 2 and not f.forced_cut
+
+
+def test_a_wait_that_does_not_fit_becomes_the_cut():
+    text, f = run(Budget(min_thinking_tokens=6, max_thinking_tokens=6, continuation="Wait"), "....<....")
+    assert thinking_part(text) == "...." and f.forced_cut and f.waits == 0  # "\nWait" (5) would overflow 6
+
+
+def test_budget_smaller_than_the_delimiter():
+    text, f = run(Budget(max_thinking_tokens=0, answer_prefix=""), "....")
+    assert text.startswith(CLOSE) and f.thinking_tokens == 0 and f.forced_cut
+
+
+def test_ending_without_closing_thinking_gets_an_answer_part():
+    text, f = run(Budget(answer_prefix=" A:"), "...$...")
+    assert text.startswith("..." + CLOSE + " A:") and f.forced_cut
+
+
+def test_min_above_max_is_refused():
+    with pytest.raises(ValidationError, match="exceeds max_thinking_tokens"):
+        Budget(min_thinking_tokens=10, max_thinking_tokens=5)
+
+
+class Scripted(LogitsProcessor):
+    """Makes one token the model's clear favourite at chosen steps of generation."""
+
+    def __init__(self, width, plan):
+        self.width, self.plan = width, plan
+
+    def __call__(self, input_ids, scores):
+        token = self.plan.get(input_ids.shape[1] - self.width)
+        if token is not None:
+            scores[:, token] = scores.max() + 100
+        return scores
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
+
+
+def _generate(tiny, budget, plan, max_new=80, stop=()):
+    from handful.engines.hf_budget import BudgetProcessor
+
+    model, tok = tiny
+    enc = tok(["<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>"] * 2, return_tensors="pt", add_special_tokens=False)
+    width = enc["input_ids"].shape[1]
+    forcing = BudgetProcessor(budget, tok, "</think>", 2, width, {tok.eos_token_id}, list(stop))
+    with torch.inference_mode():
+        out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, pad_token_id=tok.pad_token_id,
+                             eos_token_id=tok.eos_token_id, logits_processor=LogitsProcessorList([Scripted(width, plan), forcing]))
+    ids = out[0, width:].tolist()
+    if tok.eos_token_id in ids:
+        ids = ids[: ids.index(tok.eos_token_id)]
+    return tok.decode(ids), ids, forcing.forcers[0]
+
+
+def _thinking_tokens(tok, ids, text):
+    """Counted from the ids, as the engine records it (random text need not re-tokenize the same)."""
+    from handful.engines.base import thinking_token_count
+    from handful.models import ModelSpec
+
+    return thinking_token_count(lambda k: tok.decode(ids[:k]), len(ids), text, ModelSpec(open_thinking=True))
+
+
+def test_in_generate_min_and_max(tiny):
+    model, tok = tiny
+    close_first = tok("</think>", add_special_tokens=False)["input_ids"][0]
+    budget = Budget(min_thinking_tokens=12, max_thinking_tokens=30)
+    text, ids, f = _generate(tiny, budget, {3: close_first, 8: tok.eos_token_id})  # tries to stop twice, early
+    assert f.waits == 2 and f.forced_cut and f.thinking_tokens == 30
+    assert text.count("\nWait") == 2 and "</think>\n\nFinal Answer:" in text
+    assert _thinking_tokens(tok, ids, text) == 30
+
+
+def test_in_generate_a_natural_close_after_the_minimum(tiny):
+    model, tok = tiny
+    close_first = tok("</think>", add_special_tokens=False)["input_ids"][0]
+    text, ids, f = _generate(tiny, Budget(min_thinking_tokens=4, max_thinking_tokens=50), {6: close_first})
+    assert f.waits == 0 and not f.forced_cut and f.thinking_tokens == 6
+    assert "</think>" in text and "Final Answer" not in text and _thinking_tokens(tok, ids, text) == 6
+
+
+def test_in_generate_stop_strings_do_not_end_thinking(tiny):
+    model, tok = tiny
+    free, _, _ = _generate(tiny, Budget(max_thinking_tokens=20), {})
+    word = free.split("</think>")[0][-8:]  # text the model writes inside its thinking
+    text, _, f = _generate(tiny, Budget(max_thinking_tokens=20), {}, stop=[word])
+    assert f.forced_cut and "</think>" in text
