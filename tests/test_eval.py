@@ -17,6 +17,18 @@ def cli(*args, **kw):
     return subprocess.Popen([sys.executable, "-m", "handful", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+def start_and_wait(tiny_model, out, limit, samples_before):
+    """Start `handful eval` on the tiny model; return once `samples_before` samples are on disk."""
+    args = ["eval", "--model", str(tiny_model), "--benchmark", "gsm8k", "--limit", str(limit), "--batch-size", "2",
+            "--max-tokens", "48", "--out", str(out)]
+    proc = cli(*args)
+    samples = out / "samples.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and (not samples.exists() or samples.read_text().count("\n") < samples_before):
+        time.sleep(0.2)
+    return proc, args, samples
+
+
 def test_eval_writes_samples_and_scores(tiny_model, tmp_path):
     user = tmp_path / "mine.jsonl"
     user.write_text("".join(json.dumps({"q": f"What is {i} + {i}?", "a": 2 * i}) + "\n" for i in range(3)))
@@ -42,14 +54,7 @@ def test_a_different_config_is_refused(tiny_model, tmp_path):
 
 
 def test_resume_after_kill_loses_and_repeats_nothing(tiny_model, tmp_path):
-    out = tmp_path / "run"
-    args = ["eval", "--model", str(tiny_model), "--benchmark", "gsm8k", "--limit", "16", "--batch-size", "2",
-            "--max-tokens", "48", "--out", str(out)]
-    proc = cli(*args)
-    samples = out / "samples.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and (not samples.exists() or samples.read_text().count("\n") < 4):
-        time.sleep(0.2)
+    proc, args, samples = start_and_wait(tiny_model, tmp_path / "run", 16, 4)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = samples.read_text().splitlines()
@@ -96,14 +101,7 @@ def test_real_model_on_gsm8k(smollm2_path, tmp_path):
 
 
 def test_ctrl_c_keeps_finished_samples_and_says_how_to_resume(tiny_model, tmp_path):
-    out = tmp_path / "run"
-    args = ["eval", "--model", str(tiny_model), "--benchmark", "gsm8k", "--limit", "12", "--batch-size", "2",
-            "--max-tokens", "48", "--out", str(out)]
-    proc = cli(*args)
-    samples = out / "samples.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and (not samples.exists() or samples.read_text().count("\n") < 2):
-        time.sleep(0.2)
+    proc, args, samples = start_and_wait(tiny_model, tmp_path / "run", 12, 2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
