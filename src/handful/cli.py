@@ -160,3 +160,53 @@ def eval_(
         raise typer.Exit(130) from None
     print_scores(scores)
     console.print(f"seed {cfg.sampling.seed}; samples in {out / 'samples.jsonl'}, scores in {out / 'scores.json'}")
+
+
+def _ints(text: Optional[str]) -> Optional[list[int]]:
+    return [int(x) for x in text.split(",")] if text else None
+
+
+@app.command()
+def scale(
+    out: Annotated[Path, typer.Option("--out", help="Sweep directory: points/*, curve.json, curve.png; rerun to resume.")],
+    model: Annotated[Optional[str], typer.Option(help="Alias, checkpoint folder or hub id.")] = None,
+    benchmark: Annotated[Optional[str], typer.Option(help="Comma-separated benchmark specs.")] = None,
+    max_thinking: Annotated[Optional[str], typer.Option(help="Comma-separated maximum thinking tokens, e.g. 64,128,256.")] = None,
+    min_thinking: Annotated[Optional[str], typer.Option(help="Comma-separated minimum thinking tokens.")] = None,
+    waits: Annotated[Optional[str], typer.Option(help="Comma-separated counts of refused ends of thinking.")] = None,
+    votes: Annotated[Optional[str], typer.Option(help="Comma-separated k for maj@k; samples per problem = the largest.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="A fixed, seeded subset of N problems per benchmark.")] = None,
+    temperature: Annotated[Optional[float], typer.Option()] = None,
+    max_tokens: Annotated[Optional[int], typer.Option()] = None,
+    engine: Annotated[Optional[str], typer.Option(help="hf | openai")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML with ScaleConfig settings; options override it.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as dotted key=value, e.g. eval.engine.batch_size=32")] = None,
+) -> None:
+    """Sweep thinking budgets; write the accuracy-vs-thinking-tokens curve and its picture."""
+    from handful.config import load_config
+    from handful.scaling import ScaleConfig
+    from handful.scaling import scale as run_scale
+
+    overrides = _options(
+        max_thinking=_ints(max_thinking), min_thinking=_ints(min_thinking), waits=_ints(waits), votes=_ints(votes),
+        **{"eval.model": model, "eval.benchmarks": benchmark.split(",") if benchmark else None, "eval.limit": limit,
+           "eval.sampling.temperature": temperature, "eval.sampling.max_tokens": max_tokens, "eval.engine.name": engine,
+           "eval.engine.base_url": base_url},
+    ) + list(set_ or [])
+    try:
+        result = run_scale(load_config(ScaleConfig, config, overrides), out, console=console)
+    except HandfulError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: finished samples are kept under {out / 'points'}; run the same command again to resume")
+        raise typer.Exit(130) from None
+    table = Table("point", "benchmark", "think tok", "accuracy [95% CI]", "maj@k", "control")
+    for p in result["points"]:
+        table.add_row(p["point"], p["benchmark"], f"{p['avg_thinking_tokens']:.0f}", f"{p['accuracy']:.3f} [{p['ci95'][0]:.3f}, {p['ci95'][1]:.3f}]",
+                      " ".join(f"{k}:{v:.3f}" for k, v in p["maj@k"].items()), f"{p['control']:.2f}")
+    console.print(table)
+    for bench, s in result["summary"].items():
+        slope = "n/a" if s["scaling_slope"] is None else f"{s['scaling_slope']:+.4f} accuracy per doubling"
+        console.print(f"{bench}: control {s['control']:.2f}, scaling slope {slope}")
+    console.print(f"curve in {out / 'curve.json'} and {out / 'curve.png'}")
