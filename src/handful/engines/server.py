@@ -186,8 +186,9 @@ class OpenAIEngine:
                         usage = None
                         forcing = {"budget": budget.model_dump(), "waits": waits, "forced_cut": cut}
                 prompt_tokens, completion, thinking_count, source = self._count(text, usage)
-                if forcing:
+                if forcing:  # several requests: the counts are the tokenizer's, over the whole text
                     source = "tokenizer" if self.tokenizer is not None else "characters / 4"
+                    prompt_tokens = self._tokens(prompt.text)
                 generation = make_generation(
                     prompt, text, model=self.model_name, engine=self.name, sampling=sampling, spec=self.spec,
                     prompt_tokens=prompt_tokens, completion_tokens=completion, thinking_tokens=thinking_count,
