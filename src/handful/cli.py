@@ -98,6 +98,31 @@ def _options(**given) -> list[str]:
     return [f"{key}={json.dumps(value) if isinstance(value, list) else value}" for key, value in given.items() if value is not None]
 
 
+# Options shared by `eval` and `scale`, declared once, and where each lands in EvalConfig.
+Model = Annotated[Optional[str], typer.Option(help="Alias (see `handful models`), checkpoint folder or hub id.")]
+Benchmark = Annotated[Optional[str], typer.Option(help="Comma-separated benchmark specs (see `handful benchmarks`).")]
+Limit = Annotated[Optional[int], typer.Option(help="A fixed, seeded subset of N problems per benchmark.")]
+Temperature = Annotated[Optional[float], typer.Option()]
+MaxTokens = Annotated[Optional[int], typer.Option()]
+EngineName = Annotated[Optional[str], typer.Option("--engine", help="hf | openai")]
+BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as dotted key=value, e.g. engine.batch_size=32")]
+EVAL_KEYS = {
+    "model": "model", "benchmark": "benchmarks", "data": "data", "limit": "limit", "n": "n",
+    "engine": "engine.name", "base_url": "engine.base_url", "served_model": "engine.served_model",
+    "api_key_env": "engine.api_key_env", "batch_size": "engine.batch_size", "dtype": "engine.dtype",
+    "temperature": "sampling.temperature", "top_p": "sampling.top_p", "top_k": "sampling.top_k",
+    "max_tokens": "sampling.max_tokens", "seed": "sampling.seed", "min_thinking_tokens": "budget.min_thinking_tokens",
+    "max_thinking_tokens": "budget.max_thinking_tokens", "max_waits": "budget.max_waits", "continuation": "budget.continuation",
+}
+
+
+def _eval_options(prefix: str, **given) -> list[str]:
+    if given.get("benchmark"):
+        given["benchmark"] = given["benchmark"].split(",")
+    return _options(**{prefix + EVAL_KEYS[name]: value for name, value in given.items()})
+
+
 def print_scores(scores: dict) -> None:
     table = Table("benchmark", "problems x n", "accuracy [95% CI]", "maj@k", "pass@k", "tokens think/answer")
     for name, s in scores["benchmarks"].items():
@@ -115,18 +140,18 @@ def print_scores(scores: dict) -> None:
 @app.command(name="eval")
 def eval_(
     out: Annotated[Path, typer.Option("--out", help="Run directory: samples.jsonl, scores.json; rerun to resume.")],
-    model: Annotated[Optional[str], typer.Option(help="Alias (see `handful models`), checkpoint folder or hub id.")] = None,
-    benchmark: Annotated[Optional[str], typer.Option(help="Comma-separated benchmark specs (see `handful benchmarks`).")] = None,
-    engine: Annotated[Optional[str], typer.Option(help="hf | openai")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")] = None,
+    model: Model = None,
+    benchmark: Benchmark = None,
+    engine: EngineName = None,
+    base_url: BaseUrl = None,
     served_model: Annotated[Optional[str], typer.Option(help="The model's name on the server.")] = None,
     api_key_env: Annotated[Optional[str], typer.Option(help="NAME of the environment variable holding the API key.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="A fixed, seeded subset of N problems per benchmark.")] = None,
+    limit: Limit = None,
     n: Annotated[Optional[int], typer.Option("--n", help="Samples per problem.")] = None,
-    temperature: Annotated[Optional[float], typer.Option()] = None,
+    temperature: Temperature = None,
     top_p: Annotated[Optional[float], typer.Option()] = None,
     top_k: Annotated[Optional[int], typer.Option()] = None,
-    max_tokens: Annotated[Optional[int], typer.Option()] = None,
+    max_tokens: MaxTokens = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
     min_thinking_tokens: Annotated[Optional[int], typer.Option(help="Budget forcing: refuse to stop thinking before this many tokens.")] = None,
     max_thinking_tokens: Annotated[Optional[int], typer.Option(help="Budget forcing: end thinking at this many tokens.")] = None,
@@ -136,19 +161,17 @@ def eval_(
     dtype: Annotated[Optional[str], typer.Option(help="float32 | bfloat16 | float16")] = None,
     data: Annotated[Optional[Path], typer.Option(help="File for a benchmark handful does not ship (gpqa_diamond).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML with EvalConfig settings; options override it.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as dotted key=value, e.g. prompt.open_thinking=true")] = None,
+    set_: Sets = None,
 ) -> None:
     """Evaluate a model on benchmarks; prints and writes scores with confidence intervals."""
     from handful.config import EvalConfig, load_config
     from handful.evaluation import evaluate
 
-    overrides = _options(
-        model=model, benchmarks=benchmark.split(",") if benchmark else None, data=data, limit=limit, n=n,
-        **{"engine.name": engine, "engine.base_url": base_url, "engine.served_model": served_model,
-           "engine.api_key_env": api_key_env, "engine.batch_size": batch_size, "engine.dtype": dtype,
-           "sampling.temperature": temperature, "sampling.top_p": top_p, "sampling.top_k": top_k,
-           "sampling.max_tokens": max_tokens, "sampling.seed": seed, "budget.min_thinking_tokens": min_thinking_tokens,
-           "budget.max_thinking_tokens": max_thinking_tokens, "budget.max_waits": max_waits, "budget.continuation": continuation},
+    overrides = _eval_options(
+        "", model=model, benchmark=benchmark, data=data, limit=limit, n=n, engine=engine, base_url=base_url,
+        served_model=served_model, api_key_env=api_key_env, batch_size=batch_size, dtype=dtype, temperature=temperature,
+        top_p=top_p, top_k=top_k, max_tokens=max_tokens, seed=seed, min_thinking_tokens=min_thinking_tokens,
+        max_thinking_tokens=max_thinking_tokens, max_waits=max_waits, continuation=continuation,
     ) + list(set_ or [])
     try:
         cfg = load_config(EvalConfig, config, overrides)
@@ -169,30 +192,28 @@ def _ints(text: Optional[str]) -> Optional[list[int]]:
 @app.command()
 def scale(
     out: Annotated[Path, typer.Option("--out", help="Sweep directory: points/*, curve.json, curve.png; rerun to resume.")],
-    model: Annotated[Optional[str], typer.Option(help="Alias, checkpoint folder or hub id.")] = None,
-    benchmark: Annotated[Optional[str], typer.Option(help="Comma-separated benchmark specs.")] = None,
+    model: Model = None,
+    benchmark: Benchmark = None,
     max_thinking: Annotated[Optional[str], typer.Option(help="Comma-separated maximum thinking tokens, e.g. 64,128,256.")] = None,
     min_thinking: Annotated[Optional[str], typer.Option(help="Comma-separated minimum thinking tokens.")] = None,
     waits: Annotated[Optional[str], typer.Option(help="Comma-separated counts of refused ends of thinking.")] = None,
     votes: Annotated[Optional[str], typer.Option(help="Comma-separated k for maj@k; samples per problem = the largest.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="A fixed, seeded subset of N problems per benchmark.")] = None,
-    temperature: Annotated[Optional[float], typer.Option()] = None,
-    max_tokens: Annotated[Optional[int], typer.Option()] = None,
-    engine: Annotated[Optional[str], typer.Option(help="hf | openai")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server.")] = None,
+    limit: Limit = None,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
+    engine: EngineName = None,
+    base_url: BaseUrl = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML with ScaleConfig settings; options override it.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as dotted key=value, e.g. eval.engine.batch_size=32")] = None,
+    set_: Sets = None,
 ) -> None:
     """Sweep thinking budgets; write the accuracy-vs-thinking-tokens curve and its picture."""
     from handful.config import load_config
     from handful.scaling import ScaleConfig
     from handful.scaling import scale as run_scale
 
-    overrides = _options(
-        max_thinking=_ints(max_thinking), min_thinking=_ints(min_thinking), waits=_ints(waits), votes=_ints(votes),
-        **{"eval.model": model, "eval.benchmarks": benchmark.split(",") if benchmark else None, "eval.limit": limit,
-           "eval.sampling.temperature": temperature, "eval.sampling.max_tokens": max_tokens, "eval.engine.name": engine,
-           "eval.engine.base_url": base_url},
+    overrides = _options(max_thinking=_ints(max_thinking), min_thinking=_ints(min_thinking), waits=_ints(waits), votes=_ints(votes))
+    overrides += _eval_options(
+        "eval.", model=model, benchmark=benchmark, limit=limit, temperature=temperature, max_tokens=max_tokens, engine=engine, base_url=base_url
     ) + list(set_ or [])
     try:
         result = run_scale(load_config(ScaleConfig, config, overrides), out, console=console)
