@@ -6,7 +6,7 @@ import torch
 from pydantic import ValidationError
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from handful.budget import ANSWERING, THINKING, Budget, Forcer
+from handful.budget import THINKING, Budget, Forcer
 
 # A toy vocabulary: one token per character; "<" starts the closing delimiter, "$" ends.
 CLOSE, EOS = "</t>", "$"
