@@ -75,7 +75,8 @@ class Forcer:
         top = self.budget.max_thinking_tokens
         return top is None or self.thinking_tokens + tokens <= top
 
-    def _cut_now(self) -> None:
+    def cut(self) -> None:
+        """End thinking here: the closing delimiter and the answer prefix come next."""
         self.queue = list(self._cut)
         self.forced_cut = True
         self.state = ANSWERING
@@ -83,7 +84,7 @@ class Forcer:
     def next_forced(self) -> int | None:
         """The token to force at this step, if any; then `observe` what was produced."""
         if self.state == THINKING and not self.queue and not self._fits(1):
-            self._cut_now()
+            self.cut()
         return self.queue[0] if self.queue else None
 
     def attempt_stop(self, ending: bool) -> None:
@@ -95,9 +96,9 @@ class Forcer:
                 self.queue = list(self._continuation)
                 self.waits += 1
             else:
-                self._cut_now()
+                self.cut()
         elif ending:
-            self._cut_now()  # it would end without an answer part: make it answer
+            self.cut()  # it would end without an answer part: make it answer
         else:
             self.queue = list(self._close)  # a natural end of thinking, written by us in full
             self.state = ANSWERING

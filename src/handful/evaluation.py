@@ -101,10 +101,9 @@ def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
             task = bar.add_task(f"eval {cfg.model}", total=len(todo) + len(store), completed=len(store), rate="")
 
             def keep(batch: list[Generation]) -> None:
-                nonlocal tokens
+                nonlocal tokens, made
                 for g in _grade(grader, batch, problems, model.spec):
                     store.add(g)
-                nonlocal made
                 made += len(batch)
                 tokens += sum(g.completion_tokens for g in batch)
                 elapsed = max(time.monotonic() - start, 1e-9)

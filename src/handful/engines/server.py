@@ -16,7 +16,7 @@ import os
 import random
 from collections.abc import Callable
 
-from handful.budget import Budget
+from handful.budget import THINKING, Budget, Forcer
 from handful.engines.base import Prompt, make_generation, thinking_split, thinking_token_count
 from handful.errors import ConfigError, EngineError
 from handful.models import ModelSpec
@@ -116,40 +116,35 @@ class OpenAIEngine:
         return max(1, round(len(text) / 4)) if text else 0
 
     async def _with_budget(self, client, prompt: Prompt, sampling: SamplingParams, budget: Budget):
-        """s1's budget forcing as continuation requests: the text so far is sent back each
-        round, so servers with prefix caching (vLLM, SGLang, llama.cpp) reuse the prompt."""
-        text, thinking, waits, retries, forced_cut = "", 0, 0, 0, False
+        """s1's budget forcing as continuation requests, decided by the same Forcer as in the
+        `hf` engine, one piece of text at a time: the text so far is sent back each round, so
+        servers with prefix caching (vLLM, SGLang, llama.cpp) reuse the prompt."""
         top = budget.max_thinking_tokens if budget.max_thinking_tokens is not None else sampling.max_tokens
-        continuation = budget.continuation_text(self.spec.think_close)
-        while True:
-            if thinking >= top:
-                forced_cut = True
-                break
+        # Without a maximum, thinking still cannot outgrow the request's token limit.
+        bounded = budget.model_copy(update={"max_thinking_tokens": top})
+        forcer = Forcer(bounded, lambda piece: [0] * self._tokens(piece), self.spec.think_close)
+        text, retries = "", 0
+        while forcer.next_forced() is None:
             piece, finish, usage, tries = await self._with_retries(
-                client, prompt, sampling, prompt.text + text, max_tokens=top - thinking, stop=[self.spec.think_close]
+                client, prompt, sampling, prompt.text + text, max_tokens=top - forcer.thinking_tokens, stop=[self.spec.think_close]
             )
             retries += tries
             text += piece
-            thinking += self._tokens(piece, usage)
+            forcer.thinking_tokens += self._tokens(piece, usage)
             if finish == "length":
-                forced_cut = True
-                break
-            owed = thinking < budget.min_thinking_tokens or waits < budget.max_waits
-            if not owed:
-                break  # the model ended its thinking, and may
-            cost = self._tokens(continuation)
-            if not continuation or thinking + cost > top:
-                forced_cut = True
-                break
-            text += continuation
-            thinking += cost
-            waits += 1
-        text += self.spec.think_close + (budget.answer_prefix if forced_cut else "")
-        used = thinking + self._tokens(self.spec.think_close)
+                forcer.cut()
+            else:
+                forcer.attempt_stop(ending=False)  # a server does not say whether it met the delimiter or the end
+            if forcer.state == THINKING and forcer.queue:  # a continuation was owed
+                text += budget.continuation_text(self.spec.think_close)
+                forcer.thinking_tokens += len(forcer.queue)
+                forcer.queue = []
+        text += self.spec.think_close + (budget.answer_prefix if forcer.forced_cut else "")
+        used = forcer.thinking_tokens + self._tokens(self.spec.think_close)
         answer, finish, usage, tries = await self._with_retries(
             client, prompt, sampling, prompt.text + text, max_tokens=max(1, sampling.max_tokens - used)
         )
-        return text + answer, finish, thinking, waits, forced_cut, retries + tries
+        return text + answer, finish, forcer.thinking_tokens, forcer.waits, forcer.forced_cut, retries + tries
 
     def _count(self, text: str, usage) -> tuple[int, int, int, str]:
         """(prompt, completion, thinking) tokens, and where the numbers came from."""
