@@ -62,8 +62,9 @@ def test_faults_are_retried_and_nothing_is_lost(server, model):
         gens = engine.generate(_prompts(model, 6), GREEDY)
     finally:
         proxy.close()
-    assert [g.text for g in gens] == [g.text for g in clean]
-    assert sum(g.metadata["retries"] for g in gens) == 5
+    report = (proxy.seen, [g.metadata["retries"] for g in gens])  # says which fault misbehaved, if one does
+    assert [g.text for g in gens] == [g.text for g in clean], report
+    assert sum(g.metadata["retries"] for g in gens) == 5, report
     assert proxy.seen[:5] == ["500", "429", "stall", "truncate", "drop"]
 
 
