@@ -53,6 +53,55 @@ def benchmarks(
     console.print(table)
 
 
+tasks_app = typer.Typer(help="Procedural task generators: fresh benchmarks (dyn:NAME) and exact traces.", invoke_without_command=True)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.callback()
+def tasks_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the generators, what their difficulty knob means and its range."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from handful.tasks import PROBES, TASKS
+
+    rows = [{"name": t.name, "knob": t.knob, "default": t.default, "range": [t.lowest, t.highest], "domain": t.domain, "about": t.about}
+            for t in TASKS.values()]
+    rows.append({"name": "probes", "knob": None, "default": None, "range": None, "domain": "mixed",
+                 "about": "out-of-domain probes: " + ", ".join(f"{n} {d}" for n, d in PROBES)})
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table("name", "difficulty knob", "default", "range", "about")
+    for r in rows:
+        table.add_row(r["name"], r["knob"] or "-", str(r["default"] or "-"), f"{r['range'][0]}..{r['range'][1]}" if r["range"] else "-", r["about"])
+    console.print(table)
+    console.print("As a benchmark: --benchmark 'dyn:NAME?KNOB=V&n=N&seed=S' (no seed: a fresh one, printed). As a teacher: --engine program.")
+
+
+@tasks_app.command("sample")
+def tasks_sample(
+    name: Annotated[str, typer.Argument(help="A generator (see `handful tasks`) or `probes`.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many problems.")] = 10,
+    seed: Annotated[int, typer.Option(help="The same seed gives the same problems.")] = 0,
+    difficulty: Annotated[Optional[int], typer.Option(help="The generator's knob (digits, steps, numbers); default: its default.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="JSONL file to write; default: standard output.")] = None,
+) -> None:
+    """Draw problems, each with its answer and step-by-step trace, as JSONL Problem records."""
+    from handful.records import write_jsonl
+    from handful.tasks import sample
+
+    try:
+        problems = sample(name, n, seed, difficulty)
+    except HandfulError as e:
+        _fail(e)
+    if out is None:
+        for p in problems:
+            sys.stdout.write(p.model_dump_json(exclude_none=True) + "\n")
+        return
+    write_jsonl(out, problems)
+    err_console.print(f"{len(problems)} problems from {name} (seed {seed}) in {out}")
+
+
 @app.command()
 def grade(
     input: Annotated[Path, typer.Option("--input", "-i", help='JSONL, one {"gold": ..., "pred": ...} per line.')],
@@ -104,7 +153,7 @@ Benchmark = Annotated[Optional[str], typer.Option(help="Comma-separated benchmar
 Limit = Annotated[Optional[int], typer.Option(help="A fixed, seeded subset of N problems per benchmark.")]
 Temperature = Annotated[Optional[float], typer.Option()]
 MaxTokens = Annotated[Optional[int], typer.Option()]
-EngineName = Annotated[Optional[str], typer.Option("--engine", help="hf | openai")]
+EngineName = Annotated[Optional[str], typer.Option("--engine", help="hf | openai | program (exact traces for `dyn:` tasks)")]
 BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as dotted key=value, e.g. engine.batch_size=32")]
 EVAL_KEYS = {
@@ -135,6 +184,11 @@ def print_scores(scores: dict) -> None:
     console.print(table)
     for name, s in scores["benchmarks"].items():
         console.print(f"{name} outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())))
+    for g in scores.get("memorisation", []):
+        console.print(
+            f"memorisation probe: {g['static']} {g['static_accuracy']:.3f} - {g['fresh']} {g['fresh_accuracy']:.3f} "
+            f"= {g['gap']:+.3f} [{g['gap_ci95'][0]:+.3f}, {g['gap_ci95'][1]:+.3f}]"
+        )
 
 
 @app.command(name="eval")
@@ -182,6 +236,9 @@ def eval_(
         err_console.print(f"interrupted: every finished sample is kept in {out / 'samples.jsonl'}; run the same command again to resume")
         raise typer.Exit(130) from None
     print_scores(scores)
+    fresh = [b for b in scores["config"]["benchmarks"] if b.startswith("dyn:")]
+    if fresh:
+        console.print("procedural benchmarks (reproduce with these specs): " + ", ".join(fresh))
     console.print(f"seed {cfg.sampling.seed}; samples in {out / 'samples.jsonl'}, scores in {out / 'scores.json'}")
 
 

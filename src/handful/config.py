@@ -31,7 +31,7 @@ class GradeConfig(Config):
 
 
 class EngineConfig(Config):
-    name: Literal["hf", "openai"] = "hf"
+    name: Literal["hf", "openai", "program"] = "hf"
     # hf
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = "cpu"

@@ -14,13 +14,13 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from handful import __version__
+from handful import __version__, tasks
 from handful.benchmarks import benchmark_name, load_benchmark, subset
 from handful.config import EvalConfig
 from handful.engines import ENGINES, Prompt, load_tokenizer
 from handful.errors import ConfigError, lookup
 from handful.grading import Grader, GradeRequest
-from handful.metrics import score
+from handful.metrics import difference_ci, per_problem_accuracy, score
 from handful.models import resolve
 from handful.prompts import messages, render
 from handful.records import Generation, Problem, RecordStore
@@ -53,6 +53,19 @@ def _check_run_dir(out: Path, cfg: EvalConfig) -> None:
     run_file.write_text(json.dumps({"fingerprint": mine, "config": cfg.model_dump(), "versions": versions()}, indent=2))
 
 
+def seed_benchmarks(cfg: EvalConfig, out: Path, console=None) -> EvalConfig:
+    """Give every `dyn:` benchmark a seed: the one asked for, the one this run directory drew
+    before (so a rerun resumes), or a fresh one, printed so that the result can be reproduced."""
+    run_file = out / RUN_FILE
+    previous = json.loads(run_file.read_text())["config"]["benchmarks"] if run_file.exists() else None
+    specs, drawn = tasks.with_seeds(cfg.benchmarks, previous)
+    if console is not None:
+        for spec in specs:
+            if spec.startswith(tasks.SCHEME) and any(spec.startswith(key + "&seed=") for key in drawn):
+                console.print(f"fresh problems: {spec}")
+    return cfg.model_copy(update={"benchmarks": specs})
+
+
 def load_problems(cfg: EvalConfig) -> dict[str, list[Problem]]:
     chosen = {}
     for spec in cfg.benchmarks:
@@ -78,6 +91,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
 
     out = Path(out)
     lookup("engine", ENGINES, cfg.engine.name)
+    cfg = seed_benchmarks(cfg, out, console)
     _check_run_dir(out, cfg)
     overrides = cfg.prompt.overrides()
     if cfg.budget.active:
@@ -122,8 +136,30 @@ def write_scores(cfg: EvalConfig, out: Path, by_benchmark: dict[str, list[Proble
     for name, ps in by_benchmark.items():
         mine = [g for g in samples if g.benchmark == name]
         results[name] = score(mine, cfg.n, expected=[p.id for p in ps], seed=cfg.sampling.seed).model_dump(mode="json", by_alias=True)
-    scores = {"benchmarks": results, "config": cfg.model_dump(mode="json"), "versions": versions()}
+    scores = {"benchmarks": results, "memorisation": memorisation_gaps(results, samples, cfg.n, cfg.sampling.seed),
+              "config": cfg.model_dump(mode="json"), "versions": versions()}
     tmp = out / (SCORES_FILE + ".tmp")
     tmp.write_text(json.dumps(scores, indent=2))
     tmp.replace(out / SCORES_FILE)
     return scores
+
+
+def memorisation_gaps(results: dict, samples: list[Generation], n: int, seed: int = 0) -> list[dict]:
+    """Static benchmark minus its fresh procedural copy, where a run holds both (GSM8K and
+    `dyn:gsm-template`): a model that learned the skill scores alike on both; a clearly
+    positive gap, CI above zero, says the static score is partly recall."""
+    gaps = []
+    for fresh in results:
+        if not fresh.startswith(tasks.SCHEME):
+            continue
+        name, _ = tasks.parse_spec(fresh)
+        static = tasks.TASKS[name].mirrors if name in tasks.TASKS else None
+        if static not in results:
+            continue
+        gap, ci = difference_ci(
+            per_problem_accuracy([g for g in samples if g.benchmark == static], n),
+            per_problem_accuracy([g for g in samples if g.benchmark == fresh], n), seed=seed,
+        )
+        gaps.append({"static": static, "fresh": fresh, "static_accuracy": results[static]["accuracy"],
+                     "fresh_accuracy": results[fresh]["accuracy"], "gap": gap, "gap_ci95": ci})
+    return gaps

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from handful.errors import RecordError
 from handful.extract import extract_answer, is_plain_number
 from handful.records import AnswerFormat, iter_lines, parse_line, write_jsonl
+from handful.tasks import countdown
 
 # Deadlines are ours (below), so math-verify's own are off and its warning about that is noise.
 logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -134,7 +135,8 @@ def _extract(request: GradeRequest):
         request.pred,
         answer_format=request.answer_format,
         choices=list(request.choices) if request.choices else None,
-        last_number=not request.truncated and (request.answer_format == "integer" or is_plain_number(request.gold)),
+        last_number=not request.truncated and request.answer_format != "countdown"
+        and (request.answer_format == "integer" or is_plain_number(request.gold)),
         thinking_delimiters=request.thinking_delimiters,
     )
 
@@ -147,6 +149,11 @@ def check(request: GradeRequest) -> Grade:
     if request.answer_format == "choice":
         ok = found.answer.upper() == request.gold.strip().upper()
         return Grade("correct" if ok else "incorrect", ok, found.answer, found.answer, found.method)
+    if request.answer_format == "countdown":
+        # Any right expression is right; votes count them as one answer, the target.
+        ok, _ = countdown.verify(found.answer, request.choices or (), request.gold)
+        canonical = request.gold if ok else countdown.normalise(found.answer).replace(" ", "")
+        return Grade("correct" if ok else "incorrect", ok, found.answer, canonical, found.method)
     outcome, ok, canonical = _check_math(request.gold, found.answer, request.answer_format == "integer")
     return Grade(outcome, ok, found.answer, canonical, found.method)
 

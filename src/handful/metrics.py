@@ -67,6 +67,20 @@ def bootstrap_ci(values: Iterable[float], resamples: int = 2000, seed: int = 0) 
     return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
 
 
+def difference_ci(a: Iterable[float], b: Iterable[float], resamples: int = 2000, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """mean(a) - mean(b) and its 95 % interval, resampling the two independent sets of problems."""
+    x, y = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
+    if len(x) == 0 or len(y) == 0:
+        raise ScoringError("a difference needs problems on both sides")
+    rng = np.random.default_rng(seed)
+    diffs = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1) - y[rng.integers(0, len(y), size=(resamples, len(y)))].mean(axis=1)
+    return float(x.mean() - y.mean()), (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
+
+
+def per_problem_accuracy(samples: Iterable[Generation], n: int) -> list[float]:
+    return [sum(g.correct for g in gs) / n for _, gs in sorted(group_by_problem(samples, n).items())]
+
+
 def group_by_problem(samples: Iterable[Generation], n: int, expected: Iterable[str] | None = None) -> dict[str, list[Generation]]:
     groups: dict[str, list[Generation]] = defaultdict(list)
     for g in samples:
@@ -92,7 +106,7 @@ def score(samples: Iterable[Generation], n: int, expected: Iterable[str] | None 
         raise ScoringError("no samples to score")
     ordered = [groups[pid] for pid in sorted(groups)]
     flat = [g for gs in ordered for g in gs]
-    per_problem = [sum(g.correct for g in gs) / n for gs in ordered]
+    per_problem = per_problem_accuracy(flat, n)
     ks = ks_up_to(n)
     maj, maj_ci = {}, {}
     for k in ks:

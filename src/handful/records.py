@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from handful.errors import RecordError
 
 Outcome = Literal["correct", "incorrect", "no_answer", "unparseable_gold", "timeout"]
-AnswerFormat = Literal["math", "integer", "choice"]
+AnswerFormat = Literal["math", "integer", "choice", "countdown"]
 
 
 class Record(BaseModel):
@@ -33,7 +33,8 @@ class Problem(Record):
     answer_format: AnswerFormat = "math"
     solution: str | None = None
     domain: str | None = None
-    choices: list[str] | None = None
+    choices: list[str] | None = None  # the options (choice), or the numbers to use (countdown)
+    trace: str | None = None  # step-by-step working that ends in the boxed answer (procedural tasks)
     # Provenance only (original ids, levels, urls), never behaviour.
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from handful.config import Config, EvalConfig
 from handful.errors import ConfigError
-from handful.evaluation import SAMPLES_FILE, evaluate
+from handful.evaluation import SAMPLES_FILE, evaluate, seed_benchmarks
 from handful.records import Generation, read_jsonl
 
 
@@ -62,6 +62,8 @@ def scale(cfg: ScaleConfig, out: str | Path, console=None) -> dict:
     out = Path(out)
     n = max(cfg.votes)
     curve = []
+    # Every point must see the same fresh problems: seeds are fixed once, by the first point.
+    cfg = cfg.model_copy(update={"eval": seed_benchmarks(cfg.eval, out / "points" / points(cfg)[0][0], console)})
     for name, budget in points(cfg):
         point_cfg = cfg.eval.model_copy(update={"n": n, "budget": cfg.eval.budget.model_copy(update=budget)})
         scores = evaluate(point_cfg, out / "points" / name, console=console)

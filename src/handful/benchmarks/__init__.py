@@ -1,6 +1,7 @@
 """The benchmark registry: one dict from name to loader, and one way to resolve a spec.
 
-A spec is a registered name (`math500`), a user file or hub dataset with a field mapping
+A spec is a registered name (`math500`), a procedural task drawn fresh
+(`dyn:addition?digits=12&n=200&seed=7`, see `handful.tasks`), a user file or hub dataset with a field mapping
 (`jsonl:path?question=q&answer=a`, see `userfile`), or `gpqa_diamond` with a path the user
 supplies. `--limit` subsets are drawn here, seeded, so that runs stay comparable.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from handful import tasks
 from handful.benchmarks import builtin, userfile
 from handful.errors import ConfigError, lookup
 from handful.records import Problem
@@ -46,6 +48,8 @@ class BenchmarkInfo(BaseModel):
 def load_benchmark(spec: str, data: str | Path | None = None) -> list[Problem]:
     if spec.startswith(FILE_SCHEMES):
         return userfile.load_file(spec)
+    if spec.startswith(tasks.SCHEME):
+        return tasks.load(spec)
     if spec in USER_SUPPLIED:
         if data is None:
             raise ConfigError(f"benchmark {spec!r} is not shipped with handful; give its file with --data PATH")
@@ -58,6 +62,8 @@ def benchmark_name(spec: str) -> str:
     if spec.startswith(FILE_SCHEMES):
         scheme, target, params = userfile.parse_spec(spec)
         return params.get("name") or Path(target).stem
+    if spec.startswith(tasks.SCHEME):
+        return tasks.short_name(spec)
     return spec
 
 
@@ -81,4 +87,8 @@ def list_benchmarks(data: str | Path | None = None) -> list[BenchmarkInfo]:
             license="CC BY 4.0 (GPQA)",
         )
     )
+    infos.append(BenchmarkInfo(
+        name="dyn:TASK", count=None, source=f"procedural, drawn fresh per seed: {', '.join(tasks.TASKS)}, probes (see `handful tasks`)",
+        license="Apache-2.0 (handful)",
+    ))
     return infos

@@ -29,7 +29,13 @@ def _openai(model: ResolvedModel, cfg: EngineConfig, tokenizer=None) -> Engine:
     )
 
 
-ENGINES = {"hf": _hf, "openai": _openai}
+def _program(model: ResolvedModel, cfg: EngineConfig, tokenizer=None) -> Engine:
+    from handful.engines.program import ProgramEngine
+
+    return ProgramEngine(model, tokenizer)
+
+
+ENGINES = {"hf": _hf, "openai": _openai, "program": _program}
 
 __all__ = ["ENGINES", "Engine", "Prompt", "load_tokenizer"]
 

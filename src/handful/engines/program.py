@@ -1,0 +1,61 @@
+"""The program teacher: answers problems from `handful.tasks` with their exact traces, in the
+student's thinking format, so distillation and fine-tuning can use it like any model.
+
+It works from the prompt alone: a task problem's id says how to draw it again, and the
+drawn question must appear in the prompt, so a problem from another version of a generator
+(or not from one at all) is refused instead of answered with someone else's trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from handful import tasks
+from handful.engines.base import Prompt, make_generation, thinking_token_count
+from handful.errors import EngineError, HandfulError
+from handful.models import ModelSpec, ResolvedModel
+from handful.records import Generation, SamplingParams
+
+
+def response(trace: str, spec: ModelSpec) -> str:
+    """The trace as the student should write it: the working inside the thinking delimiters,
+    then the concluding line as the answer."""
+    working, _, last = trace.rpartition("\n")
+    opened = "" if spec.open_thinking else spec.think_open
+    return f"{opened}{working}{spec.think_close}\n\n{last}"
+
+
+class ProgramEngine:
+    name = "program"
+
+    def __init__(self, model: ResolvedModel, tokenizer=None):
+        self.spec, self.tokenizer = model.spec, tokenizer
+
+    def _count(self, text: str) -> tuple[int, int]:
+        if self.tokenizer is None:
+            return len(text.split()), 0
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return len(ids), thinking_token_count(lambda k: self.tokenizer.decode(ids[:k]), len(ids), text, self.spec)
+
+    def generate(self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None, budget=None) -> list[Generation]:
+        done = []
+        for prompt in prompts:
+            try:
+                problem = tasks.regenerate(prompt.problem_id)
+            except HandfulError as e:
+                raise EngineError(f"the program teacher only answers handful task problems: {e}") from None
+            if problem.question not in prompt.text:
+                raise EngineError(f"problem {prompt.problem_id}: its prompt does not hold the question this id draws; it was made by another version of the task")
+            text = response(problem.trace or "", self.spec)
+            total, thinking = self._count(text)
+            generation = make_generation(
+                prompt, text, model="program", engine=self.name, sampling=sampling, spec=self.spec,
+                prompt_tokens=self._count(prompt.text)[0], completion_tokens=total, thinking_tokens=thinking, finish_reason="stop",
+            )
+            done.append(generation)
+            if progress:
+                progress([generation])
+        return done
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,164 @@
+"""Procedural tasks: seeded generators of problems with exact answers and step-by-step traces.
+
+Used three ways: as benchmarks drawn fresh for every seed (`dyn:addition?digits=12&n=200&seed=7`),
+so a score cannot come from memorised test items; as out-of-domain probes (`dyn:probes`);
+and as a teacher that is always right (the `program` engine), so the whole recipe runs on a
+laptop.
+
+A problem's id names everything needed to draw it again: `TASK-dDIFFICULTY-sSEED-INDEX`.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from urllib.parse import parse_qsl
+
+from handful.errors import ConfigError, lookup
+from handful.records import Problem
+from handful.tasks import algebra, arithmetic, countdown, word
+from handful.tasks.core import Task, Worked, conclusion
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in [
+        Task("addition", arithmetic.addition, "digits", 6, 1, 18, "arithmetic", "long addition of integers"),
+        Task("subtraction", arithmetic.subtraction, "digits", 6, 1, 18, "arithmetic", "long subtraction of integers, negative results included"),
+        Task("decimal-addition", arithmetic.decimal_addition, "digits", 6, 2, 18, "arithmetic", "addition of decimals with different numbers of places"),
+        Task("decimal-subtraction", arithmetic.decimal_subtraction, "digits", 6, 2, 18, "arithmetic", "subtraction of decimals with different numbers of places"),
+        Task("multiplication", arithmetic.multiplication, "digits", 3, 1, 12, "arithmetic", "long multiplication (the second factor has half the digits)"),
+        Task("remainder", arithmetic.remainder, "digits", 6, 2, 30, "number theory", "the remainder of a long number divided by 3..99"),
+        Task("linear", algebra.linear, "digits", 1, 1, 4, "algebra", "a linear equation in one unknown (coefficient digits)"),
+        Task("system", algebra.system, "digits", 1, 1, 3, "algebra", "a 2×2 linear system with an integer solution (coefficient digits)"),
+        Task("countdown", countdown.countdown, "numbers", 4, 2, 6, "arithmetic", "reach a target with + - * / using each number once"),
+        Task("gsm-template", word.template, "steps", 3, 1, 6, "word problems", "GSM8K-style word problems with fresh names and numbers", mirrors="gsm8k"),
+        Task("gsm-noise", word.template_noise, "steps", 3, 1, 6, "word problems", "gsm-template with an irrelevant sentence added", mirrors="gsm8k"),
+    ]
+}
+
+# The out-of-domain probe set: several skills at several difficulties, interleaved.
+PROBES: list[tuple[str, int]] = [
+    ("addition", 4), ("addition", 10), ("decimal-addition", 6), ("subtraction", 8), ("multiplication", 2),
+    ("multiplication", 4), ("remainder", 6), ("linear", 1), ("system", 1), ("countdown", 3), ("gsm-template", 2), ("gsm-noise", 3),
+]
+
+SCHEME = "dyn:"
+DEFAULT_N = 100
+
+
+def problem(task: str, difficulty: int, seed: int, index: int) -> Problem:
+    """The `index`-th problem of a task at a difficulty and seed: the same arguments give the
+    same problem on any machine (string seeds hash with SHA-512, not Python's salted hash)."""
+    spec = lookup("task", TASKS, task)
+    if not spec.lowest <= difficulty <= spec.highest:
+        raise ConfigError(f"task {task!r}: {spec.knob} must be between {spec.lowest} and {spec.highest}, got {difficulty}")
+    worked = spec.make(random.Random(f"{task}/{difficulty}/{seed}/{index}"), difficulty)
+    _check(task, worked)
+    boxed = worked.boxed or worked.answer
+    return Problem(
+        id=f"{task}-d{difficulty}-s{seed}-{index}", source=f"{SCHEME}{task}", question=worked.question, answer=worked.answer,
+        answer_format=worked.answer_format, choices=worked.operands, domain=spec.domain,
+        trace="\n".join(worked.steps) + "\n" + conclusion(boxed),
+        metadata={"task": task, spec.knob: difficulty, "difficulty": difficulty, "seed": seed, "index": index, **worked.facts},
+    )
+
+
+def _check(task: str, worked: Worked) -> None:
+    # A mismatch is a bug in a generator, never bad input: the problem must not be emitted.
+    if worked.traced != worked.answer:
+        raise AssertionError(f"task {task}: the trace arrives at {worked.traced!r} but the answer is {worked.answer!r}")
+    if worked.answer_format == "countdown":
+        ok, why = countdown.verify(worked.boxed or "", worked.operands or [], worked.answer)
+        if not ok:
+            raise AssertionError(f"task {task}: the traced expression {why}")
+
+
+def regenerate(problem_id: str) -> Problem:
+    """The problem an id names, drawn again (the program teacher works from ids alone)."""
+    try:
+        task, d, s, index = problem_id.rsplit("-", 3)
+        if not (d.startswith("d") and s.startswith("s")):
+            raise ValueError
+        return problem(task, int(d[1:]), int(s[1:]), int(index))
+    except (ValueError, KeyError):
+        raise ConfigError(f"problem id {problem_id!r} was not made by a handful task (expected TASK-dDIFFICULTY-sSEED-INDEX)") from None
+
+
+def sample(task: str, n: int, seed: int = 0, difficulty: int | None = None) -> list[Problem]:
+    if task == "probes":
+        return [problem(PROBES[i % len(PROBES)][0], PROBES[i % len(PROBES)][1], seed, i) for i in range(n)]
+    spec = lookup("task", {**TASKS, "probes": None}, task)
+    return [problem(task, spec.default if difficulty is None else difficulty, seed, i) for i in range(n)]
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
+    """`dyn:NAME?knob=V&n=N&seed=S` -> (NAME, {"difficulty", "n", "seed"} as given)."""
+    body = spec[len(SCHEME):]
+    name, _, query = body.partition("?")
+    task = None if name == "probes" else lookup("task", {**TASKS, "probes": None}, name)
+    allowed = {"n", "seed", "difficulty"} | ({task.knob} if task else set())
+    if task is None:
+        allowed.discard("difficulty")
+    params: dict[str, int] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)) if query else []:
+        if key not in allowed:
+            raise ConfigError(f"benchmark {spec!r}: unknown parameter {key!r}; {name} takes {', '.join(sorted(allowed))}")
+        try:
+            params["difficulty" if task and key == task.knob else key] = int(value)
+        except ValueError:
+            raise ConfigError(f"benchmark {spec!r}: parameter {key!r} must be an integer, got {value!r}") from None
+    if params.get("n", 1) < 1:
+        raise ConfigError(f"benchmark {spec!r}: n must be at least 1")
+    if task and "difficulty" in params and not task.lowest <= params["difficulty"] <= task.highest:
+        raise ConfigError(f"benchmark {spec!r}: {task.knob} must be between {task.lowest} and {task.highest}")
+    return name, params
+
+
+def canonical_spec(name: str, params: dict[str, int], with_seed: bool = True) -> str:
+    task = TASKS.get(name)
+    parts = []
+    if task:
+        parts.append(f"{task.knob}={params.get('difficulty', task.default)}")
+    parts.append(f"n={params.get('n', DEFAULT_N)}")
+    if with_seed and "seed" in params:
+        parts.append(f"seed={params['seed']}")
+    return f"{SCHEME}{name}?{'&'.join(parts)}"
+
+
+def load(spec: str) -> list[Problem]:
+    name, params = parse_spec(spec)
+    if "seed" not in params:
+        raise ConfigError(f"benchmark {spec!r} has no seed; add &seed=N (handful eval draws a fresh one for you)")
+    return sample(name, params.get("n", DEFAULT_N), params["seed"], params.get("difficulty"))
+
+
+def short_name(spec: str) -> str:
+    """The name results are filed under: the task and its difficulty, not n or the seed, so
+    that runs over fresh seeds compare side by side."""
+    name, params = parse_spec(spec)
+    task = TASKS.get(name)
+    return f"{SCHEME}{name}" + (f"?{task.knob}={params.get('difficulty', task.default)}" if task else "")
+
+
+def with_seeds(specs: list[str], previous: list[str] | None = None) -> tuple[list[str], dict[str, int]]:
+    """Every `dyn:` spec with a seed: the one given, else the one a previous run with the same
+    spec drew (so a rerun resumes), else a fresh one. Returns (specs, the seeds drawn now)."""
+    earlier = {}
+    for old in previous or []:
+        if old.startswith(SCHEME):
+            name, params = parse_spec(old)
+            if "seed" in params:
+                earlier[canonical_spec(name, params, with_seed=False)] = params["seed"]
+    out, drawn = [], {}
+    for spec in specs:
+        if not spec.startswith(SCHEME):
+            out.append(spec)
+            continue
+        name, params = parse_spec(spec)
+        if "seed" not in params:
+            key = canonical_spec(name, params, with_seed=False)
+            params["seed"] = earlier.get(key)
+            if params["seed"] is None:
+                params["seed"] = drawn[key] = secrets.randbelow(10**6)
+        out.append(canonical_spec(name, params))
+    return out, drawn
