@@ -242,6 +242,44 @@ def eval_(
     console.print(f"seed {cfg.sampling.seed}; samples in {out / 'samples.jsonl'}, scores in {out / 'scores.json'}")
 
 
+@app.command()
+def curate(
+    out: Annotated[Path, typer.Option("--out", help="Run directory: selected.jsonl, removed.jsonl, funnel.json, stages/; rerun to resume.")],
+    pool: Annotated[Optional[list[str]], typer.Option("--pool", help="A pool name (math-train, aime, omni-math, gsm8k-train), dyn:TASK, a Problem JSONL, or jsonl:/parquet:/hf: with a mapping. Repeat for several.")] = None,
+    target: Annotated[Optional[int], typer.Option(help="How many problems to select.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of every sampled choice.")] = None,
+    reference: Annotated[Optional[list[str]], typer.Option("--reference", help="Difficulty reference model (turns the difficulty stage on); repeat for several.")] = None,
+    samples: Annotated[Optional[int], typer.Option("--samples", help="Samples per problem for each reference model.")] = None,
+    candidates: Annotated[Optional[int], typer.Option(help="Rate only a seeded sample of this many problems for difficulty (a cost cap).")] = None,
+    policy: Annotated[Optional[str], typer.Option(help="Difficulty policy: s1 (drop anything solved) | limo (keep solved <= max_solved) | band.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML with CurateConfig settings; options override it.")] = None,
+    set_: Sets = None,
+) -> None:
+    """Curate a pool down to a handful of hard, diverse, clean problems; prints the funnel."""
+    from handful.config import load_config
+    from handful.curation import CurateConfig
+    from handful.curation import curate as run_curate
+
+    overrides = _options(pools=list(pool) if pool else None, target=target, seed=seed, **{"difficulty.candidates": candidates, "difficulty.policy": policy})
+    if reference:
+        refs = [{"model": m, "n": samples or 1, "sampling": {"temperature": 0.7 if (samples or 1) > 1 else 0.0, "max_tokens": 512}} for m in reference]
+        overrides += ["difficulty.enabled=true", f"difficulty.references={json.dumps(refs)}"]
+    try:
+        cfg = load_config(CurateConfig, config, overrides + list(set_ or []))
+        funnel = run_curate(cfg, out, console=console, on_stage=lambda name, before, after: console.print(f"{name}: {before} -> {after}"))
+    except HandfulError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: finished stages and graded samples are kept under {out / 'stages'}; run the same command again to resume")
+        raise typer.Exit(130) from None
+    table = Table("stage", "count", "removed", "main reasons")
+    for row in funnel:
+        reasons = ", ".join(f"{k} {v}" for k, v in row.get("by_reason", {}).items())
+        table.add_row(row["stage"], str(row["count"]), "skipped" if row.get("skipped") else str(row.get("removed", "")), reasons)
+    console.print(table)
+    console.print(f"selected in {out / 'selected.jsonl'}, removed (with reasons) in {out / 'removed.jsonl'}, funnel in {out / 'funnel.json'}")
+
+
 def _ints(text: Optional[str]) -> Optional[list[int]]:
     return [int(x) for x in text.split(",")] if text else None
 

@@ -22,6 +22,7 @@ _HASHES = re.compile(r"####\s*(.+)")
 _BOLD = re.compile(r"\*\*([^*\n]{1,80}?)\*\*")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _PLAIN_NUMBER = re.compile(r"^\s*-?[\d,]*\.?\d+\s*$")
+_BARE_ARGUMENT = re.compile(r"-?\d+(?:\.\d+)?|[A-Za-z]")
 _DOLLARS = re.compile(r"\$\$?(.+?)\$\$?")
 _LETTER_PATTERNS = [
     re.compile(r"answer(?:\s+is)?(?:\s*[:：])?\s*\(?\\?(?:text\{)?([A-J])\b\)?", re.IGNORECASE),
@@ -68,6 +69,11 @@ def _box_spans(text: str) -> list[tuple[int, int, str]]:
                             spans.append((start, j + 1, text[i + 1 : j]))
                             break
                     j += 1
+            elif i > start + len(command):
+                # `\boxed 2`: TeX takes the next token as the argument.
+                token = _BARE_ARGUMENT.match(text, i)
+                if token:
+                    spans.append((start, token.end(), token.group(0)))
             start = text.find(command, start + 1)
     return sorted(spans)
 

@@ -87,7 +87,8 @@ def _as_int(s: str) -> int | None:
 def _parse(s: str):
     from math_verify import parse
 
-    s = s.strip()
+    # A closing full stop and TeX's thin negative space (`29,\\!322`) are typesetting, not value.
+    s = s.strip().rstrip(".").replace("\\!", "")
     if not s.startswith("$") and not s.startswith("\\boxed"):
         s = f"${s}$"
     return parse(s, parsing_timeout=None)
@@ -166,12 +167,32 @@ def _raise_deadline(signum, frame):
     raise _Deadline()
 
 
+def readable(request: GradeRequest) -> Grade:
+    """Whether the reference itself can be read: `correct` if so, else `unparseable_gold`.
+    Curation drops what fails (an answer no grader can check is no training signal)."""
+    gold = request.gold.strip()
+    if not gold:
+        return Grade("unparseable_gold", False, None, None, "empty")
+    if request.answer_format in ("choice", "countdown") or (request.answer_format == "integer" and _as_int(gold) is not None):
+        return Grade("correct", True, gold, gold, "format")
+    values = _values(_parse(gold))
+    return Grade("correct" if values else "unparseable_gold", bool(values), gold, _canonical(values, gold), "parse")
+
+
 def check_with_deadline(request: GradeRequest, timeout: float) -> Grade:
     """`check` under an interval timer; only valid in a main thread (workers, the CLI)."""
+    return _under_deadline(check, request, timeout)
+
+
+def readable_with_deadline(request: GradeRequest, timeout: float) -> Grade:
+    return _under_deadline(readable, request, timeout)
+
+
+def _under_deadline(fn, request: GradeRequest, timeout: float) -> Grade:
     previous = signal.signal(signal.SIGALRM, _raise_deadline)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        return check(request)
+        return fn(request)
     except _Deadline:
         pass
     finally:

@@ -39,6 +39,17 @@ class Problem(Record):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class Removal(Record):
+    """A problem a curation stage took out, with why: the funnel's evidence."""
+
+    id: str
+    source: str
+    stage: str
+    reason: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    problem: Problem
+
+
 class SamplingParams(Record):
     temperature: float = 0.0
     top_p: float = 1.0

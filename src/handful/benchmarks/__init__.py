@@ -3,7 +3,7 @@
 A spec is a registered name (`math500`), a procedural task drawn fresh
 (`dyn:addition?digits=12&n=200&seed=7`, see `handful.tasks`), a user file or hub dataset with a field mapping
 (`jsonl:path?question=q&answer=a`, see `userfile`), or `gpqa_diamond` with a path the user
-supplies. `--limit` subsets are drawn here, seeded, so that runs stay comparable.
+supplies, or a JSONL file of Problem records (`problems.jsonl`). `--limit` subsets are drawn here, seeded, so that runs stay comparable.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from handful import tasks
 from handful.benchmarks import builtin, userfile
 from handful.errors import ConfigError, lookup
-from handful.records import Problem
+from handful.records import Problem, read_jsonl
 
 BENCHMARKS: dict[str, Callable[[], list[Problem]]] = {
     "math500": builtin.math500,
@@ -50,6 +50,8 @@ def load_benchmark(spec: str, data: str | Path | None = None) -> list[Problem]:
         return userfile.load_file(spec)
     if spec.startswith(tasks.SCHEME):
         return tasks.load(spec)
+    if spec.endswith((".jsonl", ".jsonl.gz")):
+        return read_jsonl(spec, Problem)  # Problem records: `handful tasks sample`, `handful curate`
     if spec in USER_SUPPLIED:
         if data is None:
             raise ConfigError(f"benchmark {spec!r} is not shipped with handful; give its file with --data PATH")
@@ -64,6 +66,8 @@ def benchmark_name(spec: str) -> str:
         return params.get("name") or Path(target).stem
     if spec.startswith(tasks.SCHEME):
         return tasks.short_name(spec)
+    if spec.endswith((".jsonl", ".jsonl.gz")):
+        return Path(spec).name.removesuffix(".gz").removesuffix(".jsonl")
     return spec
 
 

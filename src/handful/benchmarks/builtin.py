@@ -73,17 +73,22 @@ def amc23() -> list[Problem]:
     ]
 
 
-def gsm8k() -> list[Problem]:
+def gsm8k_problems(rows, source: str) -> list[Problem]:
+    """GSM8K records (test or train): the answer after `####`, its thousands commas dropped."""
     problems = []
-    for number, r in _rows("gsm8k"):
+    for number, r in rows:
         solution, _, answer = r["answer"].rpartition("####")
         problems.append(
             Problem(
-                id=f"gsm8k-{number - 1}", source="gsm8k", question=r["question"],
+                id=f"{source}-{number - 1}", source=source, question=r["question"],
                 answer=answer.strip().replace(",", ""), answer_format="integer", solution=solution.strip(),
             )
         )
     return problems
+
+
+def gsm8k() -> list[Problem]:
+    return gsm8k_problems(_rows("gsm8k"), "gsm8k")
 
 
 def minerva() -> list[Problem]:
