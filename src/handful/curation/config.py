@@ -30,6 +30,7 @@ class DedupConfig(Config):
     enabled: bool = True
     near: bool = True
     threshold: float = Field(default=0.7, gt=0, le=1, description="estimated Jaccard of token 3-grams")
+    mask_numbers: bool = Field(default=True, description="compare with every number masked: renumbered copies are duplicates")
     ngram: int = Field(default=3, ge=1)
     num_perm: int = Field(default=64, ge=8)
 

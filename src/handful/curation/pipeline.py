@@ -29,6 +29,7 @@ from handful.errors import ConfigError, RecordError
 from handful.records import Problem, Removal, read_jsonl, write_jsonl
 
 SELECTED, REMOVED, FUNNEL = "selected.jsonl", "removed.jsonl", "funnel.json"
+_DIGITS = re.compile(r"\d+")
 _ASY = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL)
 
 Outcome = tuple[list[Problem], list[Removal]]
@@ -106,6 +107,9 @@ def quality(problems: list[Problem], cfg: CurateConfig, folder: Path, console=No
 def deduplicate(problems: list[Problem], cfg: CurateConfig, folder: Path, console=None) -> Outcome:
     texts = [p.question for p in problems]
     exact = dedup.exact_duplicates(texts)
+    if cfg.dedup.mask_numbers:
+        # The same problem with other numbers is a copy of its template, not a new problem.
+        texts = [_DIGITS.sub("0", t) for t in texts]
     near = dedup.near_duplicates(texts, threshold=cfg.dedup.threshold, n=cfg.dedup.ngram, num_perm=cfg.dedup.num_perm, skip=set(exact)) if cfg.dedup.near else {}
     kept, removed = [], []
     for i, p in enumerate(problems):

@@ -1,0 +1,217 @@
+import json
+import random
+import re
+import subprocess
+import sys
+
+import pytest
+
+from handful.benchmarks import load_benchmark
+from handful.curation import CurateConfig, curate
+from handful.curation import rules
+from handful.curation.pools import load_pool
+from handful.errors import ConfigError, RecordError
+from handful.records import Problem, Removal, read_jsonl, write_jsonl
+
+SYNONYMS = [("Find", "Determine"), ("What is", "Compute"), ("number", "amount"), ("positive", "strictly positive"), ("the value of", "the value for")]
+
+
+def renumber(text: str, rng: random.Random) -> str:
+    """Change up to two numbers: the same problem with other values."""
+    numbers = list(re.finditer(r"(?<![\w\\])\d+", text))
+    for m in sorted(rng.sample(numbers, min(2, len(numbers))), key=lambda m: -m.start()):
+        text = text[: m.start()] + str(int(m.group()) + rng.randint(1, 9)) + text[m.end() :]
+    return text
+
+
+def reword(text: str, rng: random.Random) -> str:
+    for old, new in SYNONYMS:
+        text = text.replace(old, new, 1)
+    return text.replace("\\frac", "\\dfrac").replace("=", " = ")
+
+
+def planted_pool(shared_seed: int = 0):
+    """Real MATH train problems, plus planted exact copies, near copies and edited
+    MATH-500 problems; returns (pool, {id: what was planted})."""
+    rng = random.Random(shared_seed)
+    base = rng.sample(load_pool("math-train"), 400)
+    bench = [p for p in rng.sample(load_benchmark("math500"), 60) if len(p.question.split()) >= 12][:40]
+    planted, truth = [], {}
+    for i, p in enumerate(base[:25]):
+        planted.append(p.model_copy(update={"id": f"exact-{i}", "question": "  " + p.question.replace(" ", "  ") + "\n"}))
+        truth[f"exact-{i}"] = ("dedup", p.id)
+    for i, p in enumerate(base[25:50]):
+        edit = renumber if i % 2 else reword
+        planted.append(p.model_copy(update={"id": f"near-{i}", "question": edit(p.question, rng)}))
+        truth[f"near-{i}"] = ("dedup", p.id)
+    for i, p in enumerate(bench):
+        edit = [renumber, reword, lambda t, r: t.replace("$", " $ ")][i % 3]
+        planted.append(Problem(id=f"bench-{i}", source="planted", question=edit(p.question, rng), answer=p.answer, solution=p.solution))
+        truth[f"bench-{i}"] = ("decontaminate", p.id)
+    pool = base + planted
+    rng.shuffle(pool)
+    return pool, truth
+
+
+def run_pool(tmp_path, problems, **settings):
+    path = tmp_path / "pool.jsonl"
+    write_jsonl(path, problems)
+    cfg = CurateConfig.model_validate({"pools": [str(path)], "target": 10_000, **settings})
+    funnel = curate(cfg, tmp_path / "out")
+    return funnel, read_jsonl(tmp_path / "out" / "removed.jsonl", Removal, allow_empty=True)
+
+
+def test_planted_duplicates_and_benchmark_copies_are_found_and_little_else(tmp_path):
+    pool, truth = planted_pool()
+    _, removed = run_pool(tmp_path, pool, decontaminate={"benchmarks": ["math500"]})
+    by_id = {r.id: r for r in removed}
+
+    def caught(pid, stage, original):
+        if stage == "decontaminate":
+            return pid in by_id and by_id[pid].stage == stage
+        # A copy and its original are one cluster: whichever comes first in the pool stays.
+        return any(a in by_id and by_id[a].stage == stage and by_id[a].evidence["duplicate_of"] == b for a, b in ((pid, original), (original, pid)))
+
+    for stage in ("dedup", "decontaminate"):
+        wanted = [(pid, original) for pid, (s, original) in truth.items() if s == stage]
+        missed = [pid for pid, original in wanted if not caught(pid, stage, original)]
+        assert 1 - len(missed) / len(wanted) >= 0.9, (stage, missed)
+    # False removals: originals removed for anything but being one of a planted pair.
+    paired = {original for s, original in truth.values() if s == "dedup"}
+    originals = [p for p in pool if p.id not in truth]
+    false = [by_id[p.id] for p in originals if p.id in by_id and by_id[p.id].stage in ("dedup", "decontaminate") and p.id not in paired]
+    assert len(false) / len(originals) <= 0.02, [(r.id, r.reason) for r in false]
+
+
+def test_decontamination_names_the_benchmark_item_and_the_shared_text(tmp_path):
+    pool, truth = planted_pool()
+    _, removed = run_pool(tmp_path, [p for p in pool if p.id.startswith("bench-")], decontaminate={"benchmarks": ["math500"]}, dedup={"enabled": False})
+    r = next(r for r in removed if r.stage == "decontaminate")
+    assert r.evidence["benchmark"] == "math500" and r.evidence["item"].startswith("test/") and r.evidence["shared"]
+    assert 0.4 <= r.evidence["containment"] <= 1 and "math500" in r.reason
+
+
+def test_the_aime_pool_loses_its_math500_problems(tmp_path):
+    cfg = CurateConfig(pools=["aime"], target=5000, decontaminate={"benchmarks": ["math500"]}, select={"enabled": False})
+    curate(cfg, tmp_path)
+    removed = [r for r in read_jsonl(tmp_path / "removed.jsonl", Removal) if r.stage == "decontaminate"]
+    math500 = {p.id: p for p in load_benchmark("math500")}
+    # The known exact copies (whitespace aside) are all among them.
+    exact = {p.id for p in load_pool("aime") if " ".join(p.question.split()) in {" ".join(q.question.split()) for q in math500.values()}}
+    assert len(exact) >= 3 and exact <= {r.id for r in removed}
+    for r in removed:
+        assert r.evidence["item"] in math500 and r.evidence["containment"] >= 0.4
+    assert len(removed) <= 15  # the 8-gram rule flags ~30 % of this pool; these are the real copies
+    selected = read_jsonl(tmp_path / "selected.jsonl", Problem)
+    assert len(selected) == 975 - len(read_jsonl(tmp_path / "removed.jsonl", Removal))
+
+
+def test_a_rerun_reuses_finished_stages_and_a_change_reruns_only_what_follows(tmp_path):
+    cfg = CurateConfig(pools=["aime"], target=30, decontaminate={"benchmarks": ["aime24", "math500"]})
+    first = curate(cfg, tmp_path)
+    stamp = {d.name: (d / "done.json").stat().st_mtime_ns for d in (tmp_path / "stages").iterdir()}
+    assert curate(cfg, tmp_path) == first
+    assert stamp == {d.name: (d / "done.json").stat().st_mtime_ns for d in (tmp_path / "stages").iterdir()}
+    second = curate(cfg.model_copy(update={"target": 20}), tmp_path)
+    after = {d.name: (d / "done.json").stat().st_mtime_ns for d in (tmp_path / "stages").iterdir()}
+    assert [k for k in stamp if stamp[k] != after[k]] == ["6-select"]
+    assert second[-1]["count"] == 20 and len(read_jsonl(tmp_path / "selected.jsonl", Problem)) == 20
+
+
+def test_s1_selection_spreads_over_domains_and_is_seeded(tmp_path):
+    cfg = CurateConfig(pools=["dyn:probes?n=240&seed=1"], target=24, normalise={"verifiable": False},
+                       decontaminate={"enabled": False}, dedup={"enabled": False})
+    curate(cfg, tmp_path / "a")
+    picked = read_jsonl(tmp_path / "a" / "selected.jsonl", Problem)
+    domains = [p.metadata["curation"]["domain"] for p in picked]
+    assert len(set(domains)) >= 9  # 11 tasks, drawn uniformly: few go unpicked in 24 draws
+    curate(cfg, tmp_path / "b")
+    assert [p.id for p in read_jsonl(tmp_path / "b" / "selected.jsonl", Problem)] == [p.id for p in picked]
+    curate(cfg.model_copy(update={"seed": 9}), tmp_path / "c")
+    assert [p.id for p in read_jsonl(tmp_path / "c" / "selected.jsonl", Problem)] != [p.id for p in picked]
+    # Within a domain the longer traces come first (2**-rank weighting).
+    lengths = [p.metadata["curation"]["trace_length"] for p in picked if p.metadata["task"] == "addition"]
+    assert lengths
+
+
+def test_embedding_domains_find_the_tasks_without_labels(tmp_path):
+    from handful.curation.select import domains
+    from handful import tasks
+
+    problems = tasks.sample("gsm-template", 20, 1) + tasks.sample("system", 20, 1) + tasks.sample("countdown", 20, 1)
+    clusters = domains(problems, "embeddings", 3, seed=0)
+    truth = [p.metadata["task"] for p in problems]
+    purity = sum(max(sum(1 for c, t in zip(clusters, truth) if c == k and t == task) for task in set(truth)) for k in set(clusters)) / len(problems)
+    assert purity >= 0.9, purity
+
+
+def test_difficulty_keeps_what_the_reference_cannot_solve(tiny_model, tmp_path):
+    # The program teacher solves every task problem: s1's rule drops them all, LIMO's keeps
+    # what is solved at most once in one sample (all of them).
+    ref = {"model": str(tiny_model), "engine": {"name": "program"}}
+    base = {"pools": ["dyn:linear?n=6&seed=2"], "target": 100, "decontaminate": {"enabled": False}, "dedup": {"enabled": False}}
+    s1 = CurateConfig.model_validate({**base, "difficulty": {"enabled": True, "references": [ref]}})
+    funnel = curate(s1, tmp_path / "s1")
+    assert [f["count"] for f in funnel if f["stage"] == "difficulty"] == [0]
+    removed = read_jsonl(tmp_path / "s1" / "removed.jsonl", Removal)
+    assert all(r.stage == "difficulty" and r.evidence["solved"] == {f"0-{tiny_model.name}": "1/1"} for r in removed)
+    limo = CurateConfig.model_validate({**base, "difficulty": {"enabled": True, "references": [ref], "policy": "limo", "max_solved": 1, "candidates": 4}})
+    funnel = curate(limo, tmp_path / "limo")
+    assert [f["count"] for f in funnel if f["stage"] == "difficulty"] == [4]
+    kept = read_jsonl(tmp_path / "limo" / "selected.jsonl", Problem)
+    assert all(p.metadata["curation"]["solved"] for p in kept)
+    with pytest.raises(ConfigError, match="references"):
+        curate(CurateConfig.model_validate({**base, "difficulty": {"enabled": True}}), tmp_path / "none")
+
+
+@pytest.mark.parametrize("question,rule,caught", [
+    ("Find the area of the shaded region in the figure below.", "missing_figure", True),
+    ("[asy] draw((0,0)--(1,1)); [/asy] Find the length.", "missing_figure", False),
+    ("Find $x$ if\n+-----+\n|     |\n+-----+", "ascii_art", True),
+    ("Prove:\n(1) first claim\n(3) third claim", "broken_numbering", True),
+    ("Prove:\n(1) first claim\n(2) second claim", "broken_numbering", False),
+    ("Let $x = 3 and find the", "truncated", True),
+    ("Let $f(x)=\\left\\{ x \\right.$ for all x. Find f(2).", "truncated", False),
+    ("Compute $\\sqrt{(31)(30)(29)(28)+1}$.", "too_short", False),
+    ("Why?", "too_short", True),
+    ("Найдите все натуральные числа n, для которых число n в квадрате плюс один делится на n плюс один.", "not_english", True),
+])
+def test_quality_rules(question, rule, caught):
+    verdict = getattr(rules, rule)(Problem(id="q", source="t", question=question, answer="1"))
+    assert bool(verdict) is caught, verdict
+
+
+def test_extra_rules_and_unknown_rules(tmp_path):
+    problems = [Problem(id=str(i), source="t", question=f"Proof problem {i}: show that {i} + {i} = {2 * i} holds.", answer=str(2 * i)) for i in range(5)]
+    _, removed = run_pool(tmp_path, problems, quality={"extra": {"proofs": r"\bshow that\b"}}, dedup={"enabled": False}, decontaminate={"enabled": False})
+    assert {r.evidence["rule"] for r in removed if r.stage == "quality"} == {"proofs"}
+    with pytest.raises(ConfigError, match="unknown rule"):
+        curate(CurateConfig(pools=["aime"], quality={"rules": ["nope"]}), tmp_path / "x")
+
+
+def test_pools_load_with_answers_and_labels():
+    for name, count in [("math-train", 7500), ("aime", 975), ("omni-math", 2821), ("gsm8k-train", 7473)]:
+        problems = load_pool(name)
+        assert len(problems) == count and len({p.id for p in problems}) == count
+    assert {p.domain for p in load_pool("math-train")} >= {"Algebra", "Geometry", "Number Theory"}
+    assert load_pool("aime")[0].answer == "60"
+
+
+def test_cli_curate_prints_the_funnel_and_refuses_bad_input(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "handful", "curate", "--pool", "aime", "--target", "20", "--out", str(tmp_path / "o"),
+                           "--set", "decontaminate.benchmarks=[math500]"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "decontaminate" in done.stdout and "math500" in done.stdout
+    funnel = json.loads((tmp_path / "o" / "funnel.json").read_text())
+    assert [f["stage"] for f in funnel] == ["pool", "normalise", "quality", "dedup", "decontaminate", "difficulty", "select"]
+    assert funnel[-1]["count"] == 20
+    twice = subprocess.run([sys.executable, "-m", "handful", "curate", "--pool", "aime", "--pool", "aime", "--out", str(tmp_path / "t")], capture_output=True, text=True)
+    assert twice.returncode == 1 and "is in both" in twice.stderr
+    bad = subprocess.run([sys.executable, "-m", "handful", "curate", "--pool", "aim", "--out", str(tmp_path / "b")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "unknown pool 'aim'" in bad.stderr
+
+
+def test_duplicate_ids_across_pools_are_refused(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [Problem(id="1", source="a", question="What is one plus one, exactly?", answer="2")])
+    with pytest.raises(RecordError, match="is in both"):
+        curate(CurateConfig(pools=[str(tmp_path / "a.jsonl")] * 2), tmp_path / "o")
