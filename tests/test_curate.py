@@ -4,7 +4,10 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from handful.benchmarks import load_benchmark
 from handful.curation import CurateConfig, curate
@@ -215,3 +218,20 @@ def test_duplicate_ids_across_pools_are_refused(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", [Problem(id="1", source="a", question="What is one plus one, exactly?", answer="2")])
     with pytest.raises(RecordError, match="is in both"):
         curate(CurateConfig(pools=[str(tmp_path / "a.jsonl")] * 2), tmp_path / "o")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab Z09$\\{}.,+-^_\n\té∑ñ中\u00a0")), max_size=40), min_size=1, max_size=6))
+def test_the_byte_tokenizer_finds_the_regex_tokens(texts):
+    # Equal tokens hash equally and every document has the regex's token count; the only
+    # difference allowed is Unicode whitespace, which the regex skips and bytes do not.
+    from handful.curation.text import token_hashes, tokens
+
+    texts = [t.replace("\u00a0", " ") for t in texts]
+    hashes, docs = token_hashes(texts)
+    expected = [w for t in texts for w in tokens(t)]
+    assert [int(c) for c in np.bincount(docs, minlength=len(texts))] == [len(tokens(t)) for t in texts]
+    seen = {}
+    for word, h in zip(expected, hashes.tolist()):
+        assert seen.setdefault(word, h) == h
+    assert len(set(seen.values())) == len(seen)

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handful.curation.text import Vocabulary, ngram_hashes, tokens, unique_per_document
+from handful.curation.text import ngram_hashes, tokens, unique_per_document
+
+
+_BITMAP_MASK = np.uint64((1 << 24) - 1)
 
 
 @dataclass(frozen=True)
@@ -33,22 +36,28 @@ class Overlap:
 
 
 class NgramIndex:
-    def __init__(self, texts: Sequence[str], n: int = 5, max_df: int = 20, vocabulary: Vocabulary | None = None):
-        self.n, self.vocabulary = n, vocabulary or Vocabulary()
-        hashes, owners = unique_per_document(*ngram_hashes(texts, n, self.vocabulary))
+    def __init__(self, texts: Sequence[str], n: int = 5, max_df: int = 20):
+        self.n = n
+        hashes, owners = unique_per_document(*ngram_hashes(texts, n))
         self.sizes = np.bincount(owners, minlength=len(texts)).astype(np.int64)
         order = np.argsort(hashes, kind="stable")
         hashes, owners = hashes[order], owners[order]
         keys, starts, counts = np.unique(hashes, return_index=True, return_counts=True)
         common = counts <= max_df
         self.keys, self.starts, self.counts, self.owners = keys[common], starts[common], counts[common], owners
+        self.bitmap = np.zeros(int(_BITMAP_MASK) + 1, dtype=bool)
+        self.bitmap[(self.keys & _BITMAP_MASK).astype(np.int64)] = True
 
     def overlaps(self, texts: Sequence[str], min_containment: float = 0.0) -> list[Overlap]:
         """Every (text, item) pair sharing an n-gram with at least `min_containment`."""
-        hashes, docs = unique_per_document(*ngram_hashes(texts, self.n, self.vocabulary))
+        hashes, docs = unique_per_document(*ngram_hashes(texts, self.n))
         sizes = np.bincount(docs, minlength=len(texts)).astype(np.int64)
         if len(hashes) == 0 or len(self.keys) == 0:
             return []
+        # Most n-grams of a clean pool are in no benchmark: a bitmap of the index's hashes
+        # turns them away before the binary search.
+        maybe = self.bitmap[(hashes & _BITMAP_MASK).astype(np.int64)]
+        hashes, docs = hashes[maybe], docs[maybe]
         pos = np.searchsorted(self.keys, hashes)
         pos[pos == len(self.keys)] = 0
         hit = self.keys[pos] == hashes

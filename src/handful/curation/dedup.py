@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from handful.curation.text import Vocabulary, ngram_hashes, normalise
+from handful.curation.text import ngram_hashes, normalise
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _EMPTY = np.uint32(0xFFFFFFFF)
@@ -39,12 +39,12 @@ def permutations(num_perm: int, seed: int = 1) -> np.ndarray:
     return MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
 
 
-def signatures(texts: Sequence[str], n: int, num_perm: int, vocabulary: Vocabulary, batch: int = 2000) -> Iterator[np.ndarray]:
+def signatures(texts: Sequence[str], n: int, num_perm: int, batch: int = 2000) -> Iterator[np.ndarray]:
     """MinHash signatures (len(texts) x num_perm, uint32), one batch at a time."""
     a, b = permutations(num_perm)
     for start in range(0, len(texts), batch):
         chunk = texts[start : start + batch]
-        hashes, owners = ngram_hashes(chunk, n, vocabulary)
+        hashes, owners = ngram_hashes(chunk, n)
         sig = np.full((len(chunk), num_perm), _EMPTY, dtype=np.uint32)
         if len(hashes):
             folded = ((hashes >> np.uint64(32)) ^ (hashes & _MASK32)).astype(np.uint32)
@@ -65,9 +65,8 @@ def near_duplicates(texts: Sequence[str], *, threshold: float = 0.7, n: int = 3,
     perms = permutations(num_perm)
     found: dict[int, tuple[int, float]] = {}
     kept: dict[int, np.ndarray] = {}
-    vocabulary = Vocabulary()
     offset = 0
-    for sig in signatures(texts, n, num_perm, vocabulary):
+    for sig in signatures(texts, n, num_perm):
         for row in sig:
             i = offset
             offset += 1

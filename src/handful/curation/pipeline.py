@@ -24,7 +24,6 @@ from pathlib import Path
 from handful.curation import dedup, decontam, difficulty, rules, select
 from handful.curation.config import CurateConfig
 from handful.curation.pools import load_pool
-from handful.curation.text import Vocabulary
 from handful.errors import ConfigError, RecordError
 from handful.records import Problem, Removal, read_jsonl, write_jsonl
 
@@ -142,10 +141,9 @@ def decontaminate(problems: list[Problem], cfg: CurateConfig, folder: Path, cons
     d = cfg.decontaminate
     items = benchmark_problems(cfg)
     clean = (lambda t: _ASY.sub(" ", t)) if d.strip_asy else (lambda t: t)
-    vocabulary = Vocabulary()
-    questions = decontam.NgramIndex([clean(p.question) for _, p in items], d.ngram, d.max_df, vocabulary)
+    questions = decontam.NgramIndex([clean(p.question) for _, p in items], d.ngram, d.max_df)
     with_solution = [i for i, (_, p) in enumerate(items) if p.solution]
-    solutions = decontam.NgramIndex([items[i][1].solution for i in with_solution], d.ngram, d.max_df, vocabulary)
+    solutions = decontam.NgramIndex([items[i][1].solution for i in with_solution], d.ngram, d.max_df)
     flagged: dict[int, dict] = {}
     for o in questions.overlaps([clean(p.question) for p in problems], min(d.flag, d.flag_same_answer)):
         name, item = items[o.item]
