@@ -50,9 +50,10 @@ def signatures(texts: Sequence[str], n: int, num_perm: int, batch: int = 2000) -
             folded = ((hashes >> np.uint64(32)) ^ (hashes & _MASK32)).astype(np.uint32)
             order = np.argsort(owners, kind="stable")
             folded, owners = folded[order], owners[order]
-            values = folded[:, None] * a[None, :] + b[None, :]  # wraps mod 2**32, as datasketch's does
+            # One row per permutation, so that the reduction runs along contiguous memory.
+            values = a[:, None] * folded[None, :] + b[:, None]  # wraps mod 2**32, as datasketch's does
             present, first = np.unique(owners, return_index=True)
-            sig[present] = np.minimum.reduceat(values, first, axis=0)
+            sig[present] = np.minimum.reduceat(values, first, axis=1).T
         yield sig
 
 
