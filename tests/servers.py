@@ -21,9 +21,9 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    def __init__(self, gguf: Path, log: Path):
-        self.port = free_port()
-        self.log = open(log, "wb")
+    def __init__(self, gguf: Path, log: Path, port: int | None = None):
+        self.port = port or free_port()
+        self.log = open(log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(self.port),
              "--n_ctx", "4096", "--model_alias", "smollm2-135m"],
@@ -46,6 +46,11 @@ class LlamaServer:
         self.proc.wait(timeout=30)
         self.log.close()
 
+    def crash(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
 
 class FaultProxy:
     """Forwards to `upstream`, but answers the first requests with the faults in `plan`:
@@ -53,7 +58,9 @@ class FaultProxy:
     (the real answer cut in half), "drop" (the connection closed without an answer)."""
 
     def __init__(self, upstream: str, plan: list[str], stall: float = 5.0):
-        self.plan, self.stall, self.seen = list(plan), stall, []
+        # `delivered`: answers the upstream computed and the client received whole, i.e. paid for.
+        self.plan, self.stall, self.seen, self.delivered = list(plan), stall, [], 0
+        self.lock = threading.Lock()
         host, port = upstream.split("//")[1].split("/")[0].split(":")
         proxy = self
 
@@ -72,7 +79,7 @@ class FaultProxy:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with threading.Lock():
+                with proxy.lock:
                     fault = proxy.plan.pop(0) if proxy.plan else "ok"
                     proxy.seen.append(fault)
                 if fault == "500":
@@ -87,14 +94,21 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                upstream_conn = http.client.HTTPConnection(host, int(port), timeout=600)
-                upstream_conn.request("POST", self.path, body, {"Content-Type": "application/json"})
-                answer = upstream_conn.getresponse()
-                data = answer.read()
-                upstream_conn.close()
+                try:
+                    upstream_conn = http.client.HTTPConnection(host, int(port), timeout=600)
+                    upstream_conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+                    answer = upstream_conn.getresponse()
+                    data = answer.read()
+                    upstream_conn.close()
+                except OSError:  # the upstream is down: what a gateway in front of a crashed server says
+                    proxy.seen.append("upstream down")
+                    return self._reply(502, b'{"error": {"message": "upstream down"}}')
                 if fault == "truncate":
                     data = data[: len(data) // 2]
                 self._reply(answer.status, data)
+                if answer.status == 200 and fault != "truncate":
+                    with proxy.lock:
+                        proxy.delivered += 1
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"

@@ -280,6 +280,83 @@ def curate(
     console.print(f"selected in {out / 'selected.jsonl'}, removed (with reasons) in {out / 'removed.jsonl'}, funnel in {out / 'funnel.json'}")
 
 
+def _teacher(spec: str) -> tuple[str, Optional[str]]:
+    """"openai:NAME" -> ("openai", NAME); "program" -> ("program", None); "NAME" -> ("hf", NAME)."""
+    from handful.engines import ENGINES
+
+    engine, sep, model = spec.partition(":")
+    if sep and engine in ENGINES:
+        return engine, model or None
+    if spec in ENGINES:
+        return spec, None
+    return "hf", spec
+
+
+@app.command()
+def distill(
+    out: Annotated[Path, typer.Option("--out", help="Run directory: traces.jsonl, sft.jsonl, stats.json; rerun to resume.")],
+    problems: Annotated[Optional[str], typer.Option(help="Problem JSONL (e.g. curate's selected.jsonl), a pool name or a dyn: spec.")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="ENGINE:MODEL, e.g. openai:qwq-32b, hf:smollm2-135m, program.")] = None,
+    student: Annotated[Optional[str], typer.Option(help="Model whose prompt format and thinking delimiters sft.jsonl uses (default: the teacher).")] = None,
+    base_url: BaseUrl = None,
+    served_model: Annotated[Optional[str], typer.Option(help="The teacher's name on the server.")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="NAME of the environment variable holding the API key.")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="Samples per problem.")] = None,
+    keep: Annotated[Optional[str], typer.Option(help="correct (rejection sampling) | all")] = None,
+    select: Annotated[Optional[str], typer.Option(help="Per problem: shortest | longest | all of the kept traces.")] = None,
+    max_cost: Annotated[Optional[float], typer.Option(help="Stop starting requests past this many US dollars.")] = None,
+    price_prompt: Annotated[Optional[float], typer.Option(help="US dollars per million prompt tokens.")] = None,
+    price_completion: Annotated[Optional[float], typer.Option(help="US dollars per million completion tokens.")] = None,
+    requests_per_minute: Annotated[Optional[float], typer.Option("--rpm", help="Client-side request rate limit.")] = None,
+    tokens_per_minute: Annotated[Optional[float], typer.Option("--tpm", help="Client-side token rate limit.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight at once (openai engine).")] = None,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
+    import_: Annotated[Optional[Path], typer.Option("--import", help="Import an existing trace file instead of generating.")] = None,
+    format_: Annotated[str, typer.Option("--format", help="Layout of the imported file: skythought | s1k | limo | fields.")] = "fields",
+    map_: Annotated[Optional[list[str]], typer.Option("--map", help="Imported field mapping KEY=FIELD (question, answer, thinking, response, text).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML with DistillConfig settings; options override it.")] = None,
+    set_: Sets = None,
+) -> None:
+    """Distill reasoning traces from a teacher (or import them), graded, into traces.jsonl and sft.jsonl."""
+    from handful.config import load_config
+    from handful.distill import DistillConfig, import_traces
+    from handful.distill import distill as run_distill
+
+    try:
+        if import_ is not None:
+            mapping = dict(item.split("=", 1) for item in map_ or [])
+            summary = import_traces(import_, out, preset=format_, mapping=mapping, student=student or "smollm2-135m",
+                                    keep=keep or "correct", select=select or "shortest")
+        else:
+            engine, model = _teacher(teacher) if teacher else (None, None)
+            if engine == "program" and model is None:
+                model = student or "smollm2-135m"
+            overrides = _options(problems=problems, student=student, keep=keep, select=select, max_cost=max_cost,
+                                 **{"prices.prompt": price_prompt, "prices.completion": price_completion})
+            overrides += _eval_options("teacher.", model=model, engine=engine, base_url=base_url, served_model=served_model,
+                                       api_key_env=api_key_env, n=n, temperature=temperature, max_tokens=max_tokens)
+            overrides += _options(**{"teacher.engine.requests_per_minute": requests_per_minute, "teacher.engine.tokens_per_minute": tokens_per_minute,
+                                     "teacher.engine.concurrency": concurrency})
+            summary = run_distill(load_config(DistillConfig, config, overrides + list(set_ or [])), out, console=console)
+    except HandfulError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: every finished trace is kept in {out / 'traces.jsonl'}; run the same command again to resume")
+        raise typer.Exit(130) from None
+    table = Table("traces", "problems", "correct", "truncated", "never closed", "tokens median/p90/max", "sft records", "cost")
+    t = summary["completion_tokens"]
+    table.add_row(str(summary["traces"]), str(summary["problems"]), f"{summary['correct']:.1%}", f"{summary['truncated']:.1%}",
+                  f"{summary['never_closed_thinking']:.1%}", f"{t['median']:.0f}/{t['p90']:.0f}/{t['max']}", str(summary["sft_records"]),
+                  f"${summary['cost_usd']:.4f}")
+    console.print(table)
+    if summary["problems_without_a_kept_trace"]:
+        console.print(f"{len(summary['problems_without_a_kept_trace'])} problems have no kept trace (listed in stats.json)")
+    if summary.get("stopped"):
+        console.print(f"[yellow]stopped:[/] {summary['stopped']}")
+    console.print(f"traces in {out / 'traces.jsonl'}, fine-tuning set in {out / 'sft.jsonl'}, statistics in {out / 'stats.json'}")
+
+
 def _ints(text: Optional[str]) -> Optional[list[int]]:
     return [int(x) for x in text.split(",")] if text else None
 

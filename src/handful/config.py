@@ -45,6 +45,8 @@ class EngineConfig(Config):
     concurrency: int = Field(default=8, ge=1)
     max_retries: int = Field(default=8, ge=0)
     request_timeout: float = Field(default=600.0, gt=0)
+    requests_per_minute: float | None = Field(default=None, gt=0, description="client-side limit for hosted APIs")
+    tokens_per_minute: float | None = Field(default=None, gt=0, description="client-side limit for hosted APIs")
 
 
 class PromptConfig(Config):

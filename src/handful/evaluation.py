@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def load_problems(cfg: EvalConfig) -> dict[str, list[Problem]]:
     return chosen
 
 
-def _grade(grader: Grader, generations: list[Generation], problems: dict[tuple, Problem], spec) -> list[Generation]:
+def grade_generations(grader: Grader, generations: list[Generation], problems: dict[tuple, Problem], spec) -> list[Generation]:
     requests = []
     for g in generations:
         p = problems[(g.benchmark, g.problem_id)]
@@ -87,9 +88,21 @@ def _grade(grader: Grader, generations: list[Generation], problems: dict[tuple, 
 
 
 def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
+    out = Path(out)
+    cfg, by_benchmark, samples = generate(cfg, out, SAMPLES_FILE, console=console)
+    return write_scores(cfg, out, by_benchmark, samples)
+
+
+def generate(
+    cfg: EvalConfig, out: Path, samples_file: str, *, console=None, label: str = "eval",
+    annotate: Callable[[Generation], Generation] | None = None, should_stop: Callable[[], bool] | None = None, chunk: int | None = None,
+) -> tuple[EvalConfig, dict[str, list[Problem]], list[Generation]]:
+    """Every sample the config asks for, graded and stored one by one in `out/samples_file`;
+    what is stored already is skipped. `annotate` adds to a sample before it is stored;
+    `should_stop`, asked between chunks of `chunk` prompts, ends the run early (a cost cap):
+    chunks finish whole, so no paid-for sample is dropped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    out = Path(out)
     lookup("engine", ENGINES, cfg.engine.name)
     cfg = seed_benchmarks(cfg, out, console)
     _check_run_dir(out, cfg)
@@ -99,7 +112,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
     model = resolve(cfg.model, overrides)
     by_benchmark = load_problems(cfg)
     problems = {(name, p.id): p for name, ps in by_benchmark.items() for p in ps}
-    store = RecordStore(out / SAMPLES_FILE, Generation, key=lambda g: g.key)
+    store = RecordStore(out / samples_file, Generation, key=lambda g: g.key)
     tokenizer = load_tokenizer(model, cfg.engine.trust_remote_code)
     todo = [
         Prompt(problem_id=p.id, benchmark=name, sample_index=i, text=render(p, model.spec, tokenizer), messages=messages(p, model.spec))
@@ -112,23 +125,27 @@ def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
                    TextColumn("{task.fields[rate]}")]
         start, tokens, made = time.monotonic(), 0, 0
         with Grader(cfg.grade.workers, cfg.grade.timeout) as grader, Progress(*columns, console=console) as bar:
-            task = bar.add_task(f"eval {cfg.model}", total=len(todo) + len(store), completed=len(store), rate="")
+            task = bar.add_task(f"{label} {cfg.model}", total=len(todo) + len(store), completed=len(store), rate="")
 
             def keep(batch: list[Generation]) -> None:
                 nonlocal tokens, made
-                for g in _grade(grader, batch, problems, model.spec):
-                    store.add(g)
+                for g in grade_generations(grader, batch, problems, model.spec):
+                    store.add(annotate(g) if annotate else g)
                 made += len(batch)
                 tokens += sum(g.completion_tokens for g in batch)
                 elapsed = max(time.monotonic() - start, 1e-9)
                 bar.update(task, advance=len(batch), rate=f"{made / elapsed:.2f} samples/s, {tokens / elapsed:.1f} tok/s")
 
             try:
-                engine.generate(todo, cfg.sampling, progress=keep, budget=cfg.budget if cfg.budget.active else None)
+                step = chunk or len(todo)
+                for first in range(0, len(todo), step):
+                    if should_stop and should_stop():
+                        break
+                    engine.generate(todo[first : first + step], cfg.sampling, progress=keep, budget=cfg.budget if cfg.budget.active else None)
             finally:
                 engine.close()
     store.close()
-    return write_scores(cfg, out, by_benchmark, store.records)
+    return cfg, by_benchmark, store.records
 
 
 def write_scores(cfg: EvalConfig, out: Path, by_benchmark: dict[str, list[Problem]], samples: list[Generation]) -> dict:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from collections.abc import Callable
 
 from handful.budget import THINKING, Budget, Forcer
 from handful.engines.base import Prompt, make_generation, thinking_split, thinking_token_count
+from handful.engines.limits import RateLimiter
 from handful.errors import ConfigError, EngineError
 from handful.models import ModelSpec
 from handful.records import Generation, SamplingParams
@@ -50,6 +52,7 @@ class OpenAIEngine:
         self, model_name: str, spec: ModelSpec, *, base_url: str, served_model: str | None = None,
         api_key_env: str | None = None, endpoint: str = "completions", tokenizer=None, concurrency: int = 8,
         max_retries: int = 8, request_timeout: float = 600.0, backoff_base: float = 0.5, backoff_cap: float = 30.0,
+        requests_per_minute: float | None = None, tokens_per_minute: float | None = None,
     ):
         if endpoint not in ("completions", "chat"):
             raise ConfigError(f"engine.endpoint {endpoint!r}: use 'completions' or 'chat'")
@@ -63,6 +66,7 @@ class OpenAIEngine:
         self.base_url, self.api_key = base_url, api_key
         self.concurrency, self.max_retries, self.request_timeout = concurrency, max_retries, request_timeout
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.limiter = RateLimiter(requests_per_minute, tokens_per_minute)
 
     def _params(self, sampling: SamplingParams, prompt: Prompt) -> dict:
         params = dict(model=self.served_model, max_tokens=sampling.max_tokens, temperature=sampling.temperature, top_p=sampling.top_p)
@@ -77,11 +81,14 @@ class OpenAIEngine:
 
     async def _request(self, client, prompt: Prompt, sampling: SamplingParams, text: str | None = None, **override):
         params = {**self._params(sampling, prompt), **override}
+        await self.limiter.acquire()
         if self.endpoint == "completions":
             response = await client.completions.create(prompt=prompt.text if text is None else text, **params)
+            self.limiter.spend(getattr(response.usage, "total_tokens", 0) or 0)
             choice = response.choices[0]
             return choice.text, choice.finish_reason, response.usage
         response = await client.chat.completions.create(messages=prompt.messages, **params)
+        self.limiter.spend(getattr(response.usage, "total_tokens", 0) or 0)
         choice = response.choices[0]
         message = choice.message
         text = message.content or ""
@@ -174,12 +181,14 @@ class OpenAIEngine:
             async def one(prompt: Prompt) -> Generation:
                 forcing = {}
                 async with gate:
+                    began = time.monotonic()
                     if budget is None:
                         text, finish, usage, retries = await self._with_retries(client, prompt, sampling)
                     else:
                         text, finish, thinking, waits, cut, retries = await self._with_budget(client, prompt, sampling, budget)
                         usage = None
                         forcing = {"budget": budget.model_dump(), "waits": waits, "forced_cut": cut}
+                latency = round(time.monotonic() - began, 3)
                 prompt_tokens, completion, thinking_count, source = self._count(text, usage)
                 if forcing:  # several requests: the counts are the tokenizer's, over the whole text
                     source = "tokenizer" if self.tokenizer is not None else "characters / 4"
@@ -187,7 +196,7 @@ class OpenAIEngine:
                 generation = make_generation(
                     prompt, text, model=self.model_name, engine=self.name, sampling=sampling, spec=self.spec,
                     prompt_tokens=prompt_tokens, completion_tokens=completion, thinking_tokens=thinking_count,
-                    finish_reason=finish or "stop", metadata={"token_counts": source, "retries": retries, "endpoint": self.endpoint},
+                    finish_reason=finish or "stop", metadata={"token_counts": source, "retries": retries, "endpoint": self.endpoint, "latency_s": latency},
                 )
                 if forcing:
                     generation = generation.model_copy(update=forcing)
