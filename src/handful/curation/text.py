@@ -27,13 +27,14 @@ _R = np.uint64(0x9E3779B97F4A7C15)  # odd: invertible mod 2**64
 _R_INVERSE = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))
 _P = np.uint64(0xD6E8FEB86659FD93)  # n-gram polynomial base, odd
 
-# Byte classes: 0 skip (space, dropped characters, UTF-8 continuation), 1 letter, 2 digit,
-# 3 symbol (a token of its own), 4 document separator.
+# Byte classes: 0 skip (space, dropped characters), 1 letter, 2 digit, 3 symbol (a token of
+# its own; also the lead byte of a non-ASCII character), 4 document separator, 5 UTF-8
+# continuation byte (extends the character its lead byte began).
 _CLASS = np.full(256, 3, dtype=np.uint8)
 _CLASS[[ord(c) for c in " \t\n\r\x0b\x0c\\{}$"]] = 0
 _CLASS[ord("a") : ord("z") + 1] = 1
 _CLASS[ord("0") : ord("9") + 1] = 2
-_CLASS[0x80:0xC0] = 0  # continuation bytes ride with the lead byte of their character
+_CLASS[0x80:0xC0] = 5
 _CLASS[0] = 4
 
 
@@ -66,11 +67,11 @@ def token_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     word = (cls == 1) | (cls == 2)
     starts_mask = (cls == 3) | (word & np.concatenate([[True], cls[1:] != cls[:-1]]))
     starts = np.flatnonzero(starts_mask)
-    # A token runs to the next start, space or separator; UTF-8 continuation bytes (class 0)
-    # belong to their character and stop nothing.
-    continuation = (data >= 0x80) & (data < 0xC0)
-    stops = np.flatnonzero(((cls == 0) & ~continuation) | (cls == 4) | starts_mask)
-    ends = np.append(stops, len(data))[np.searchsorted(stops, starts, side="right")]
+    # A token runs to the next start, space or separator (continuation bytes stop nothing):
+    # among all stops in order, a start's end is the stop right after it.
+    stop_mask = (cls == 0) | (cls == 4) | starts_mask
+    stops = np.append(np.flatnonzero(stop_mask), len(data))
+    ends = stops[np.flatnonzero(starts_mask[stops[:-1]]) + 1]
     forward, backward = _powers(len(data))
     with np.errstate(over="ignore"):
         prefix = np.zeros(len(data) + 1, dtype=np.uint64)
