@@ -9,6 +9,7 @@ import pytest
 
 from handful.distill import DistillConfig, chosen, distill, import_traces
 from handful.engines.limits import RateLimiter
+from handful.errors import ConfigError
 from handful.models import resolve
 from handful.prompts import render
 from handful.records import Generation, Problem, read_jsonl
@@ -73,6 +74,8 @@ def test_max_cost_stops_between_rounds_and_a_rerun_pays_only_for_the_rest(tiny_m
     assert len(after) == 10 and len({g.problem_id for g in after}) == 10 and second["stopped"] is None
     assert [g.model_dump() for g in after[:4]] == [g.model_dump() for g in traces]  # kept, not redone
     assert second["cost_usd"] == pytest.approx(sum(g.metadata["cost_usd"] for g in after), abs=1e-6)
+    with pytest.raises(ConfigError, match="holds traces for"):
+        distill(DistillConfig(**{**base, "problems": "dyn:addition?digits=4&n=10&seed=1"}), tmp_path)
 
 
 def test_the_rate_limiter_spaces_requests_and_tokens():
@@ -122,7 +125,7 @@ def test_distilling_through_a_server_survives_faults_and_a_crash(smollm2_path, t
     proxy = FaultProxy(upstream.url, ["500", "429", "ok", "stall", "ok", "drop"], stall=20.0)
     args = [sys.executable, "-m", "handful", "distill", "--problems", "gsm8k-train", "--teacher", "openai:smollm2-135m",
             "--base-url", proxy.url, "--n", "2", "--temperature", "0.7", "--max-tokens", "48", "--concurrency", "2",
-            "--set", "teacher.engine.request_timeout=8", "--set", "teacher.engine.max_retries=30", "--set", "teacher.limit=8",
+            "--set", "teacher.engine.request_timeout=8", "--set", "teacher.engine.max_retries=30", "--limit", "8",
             "--out", str(tmp_path / "run")]
     try:
         run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

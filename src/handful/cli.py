@@ -298,6 +298,7 @@ def distill(
     problems: Annotated[Optional[str], typer.Option(help="Problem JSONL (e.g. curate's selected.jsonl), a pool name or a dyn: spec.")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="ENGINE:MODEL, e.g. openai:qwq-32b, hf:smollm2-135m, program.")] = None,
     student: Annotated[Optional[str], typer.Option(help="Model whose prompt format and thinking delimiters sft.jsonl uses (default: the teacher).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="A fixed, seeded subset of N problems.")] = None,
     base_url: BaseUrl = None,
     served_model: Annotated[Optional[str], typer.Option(help="The teacher's name on the server.")] = None,
     api_key_env: Annotated[Optional[str], typer.Option(help="NAME of the environment variable holding the API key.")] = None,
@@ -332,7 +333,7 @@ def distill(
             engine, model = _teacher(teacher) if teacher else (None, None)
             if engine == "program" and model is None:
                 model = student or "smollm2-135m"
-            overrides = _options(problems=problems, student=student, keep=keep, select=select, max_cost=max_cost,
+            overrides = _options(problems=problems, limit=limit, student=student, keep=keep, select=select, max_cost=max_cost,
                                  **{"prices.prompt": price_prompt, "prices.completion": price_completion})
             overrides += _eval_options("teacher.", model=model, engine=engine, base_url=base_url, served_model=served_model,
                                        api_key_env=api_key_env, n=n, temperature=temperature, max_tokens=max_tokens)

@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from handful.benchmarks import subset
 from handful.config import Config, EvalConfig
 from handful.errors import ConfigError
 from handful.evaluation import generate
@@ -50,6 +51,8 @@ class Prices(Config):
 class DistillConfig(Config):
     problems: str = Field(description="a Problem JSONL, a pool name or a dyn: spec (see handful curate --pool)")
     teacher: EvalConfig = Field(default_factory=EvalConfig, description="model, engine, sampling and n; benchmarks are ignored")
+    limit: int | None = Field(default=None, ge=1, description="a fixed, seeded subset of this many problems")
+    seed: int = 0
     student: str | None = Field(default=None, description="the model whose prompt format and thinking delimiters sft.jsonl uses; default: the teacher")
     keep: Literal["correct", "all"] = "correct"
     select: Literal["shortest", "longest", "all"] = "shortest"
@@ -129,9 +132,13 @@ def distill(cfg: DistillConfig, out: str | Path, console=None) -> dict:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    source = out / PROBLEMS
+    source, asked = out / PROBLEMS, out / "distill.json"
+    chosen_by = {"problems": cfg.problems, "limit": cfg.limit, "seed": cfg.seed}
+    if asked.exists() and json.loads(asked.read_text()) != chosen_by:
+        raise ConfigError(f"{out} holds traces for {json.loads(asked.read_text())}, not {chosen_by}; use another --out")
     if not source.exists():  # frozen on the first run, so a rerun asks for exactly the same
-        write_jsonl(source, load_pool(cfg.problems))
+        write_jsonl(source, subset(load_pool(cfg.problems), cfg.limit, cfg.seed))
+        asked.write_text(json.dumps(chosen_by))
     problems = {p.id: p for p in read_jsonl(source, Problem)}
     teacher = cfg.teacher.model_copy(update={"benchmarks": [str(source)], "limit": None})
     spent = [sum(g.metadata.get("cost_usd", 0.0) for g in read_jsonl(out / TRACES, Generation, allow_empty=True))] if (out / TRACES).exists() else [0.0]
