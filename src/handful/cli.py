@@ -358,6 +358,100 @@ def distill(
     console.print(f"traces in {out / 'traces.jsonl'}, fine-tuning set in {out / 'sft.jsonl'}, statistics in {out / 'stats.json'}")
 
 
+train_app = typer.Typer(help="Fine-tune through TRL: SFT on traces, GRPO with verifiable rewards.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+Recipe = Annotated[Optional[str], typer.Option("--config", help="A shipped preset (sft-s1, sft-limo, sft-cpu-small, grpo-cpu-small, grpo-deepscaler) or a YAML file.")]
+Accelerate = Annotated[Optional[str], typer.Option(help="Launch through `accelerate launch` with a shipped config (ddp, ddp-cpu, fsdp, deepspeed-zero3) or a file.")]
+
+
+def _train(kind: str, out: Path, config: Optional[str], overrides: list[str], resume: bool, accelerate_config: Optional[str]) -> dict:
+    from handful.config import load_config
+    from handful.training import launch
+    from handful.training.config import GRPORecipe, SFTRecipe, recipe_path
+
+    if accelerate_config and not launch.launched():
+        raise typer.Exit(launch.relaunch(accelerate_config, sys.argv[1:]))
+    recipe_class = SFTRecipe if kind == "sft" else GRPORecipe
+    recipe = load_config(recipe_class, recipe_path(config) if config else None, overrides)
+    if kind == "sft":
+        from handful.training.sft import train_sft
+
+        return train_sft(recipe, out, resume=resume, console=console)
+    from handful.training.grpo import train_grpo
+
+    return train_grpo(recipe, out, resume=resume, console=console)
+
+
+@train_app.command("sft")
+def train_sft_command(
+    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/, model/ (or adapter/), train.json.")],
+    data: Annotated[Optional[Path], typer.Option(help="sft.jsonl from `handful distill`.")] = None,
+    model: Model = None,
+    config: Recipe = None,
+    lora: Annotated[Optional[bool], typer.Option("--lora/--full", help="Train a LoRA adapter (saved merged and as an adapter).")] = None,
+    epochs: Annotated[Optional[float], typer.Option()] = None,
+    lr: Annotated[Optional[float], typer.Option()] = None,
+    max_seq_len: Annotated[Optional[int], typer.Option(help="Longer samples are cut (and counted).")] = None,
+    packing: Annotated[Optional[bool], typer.Option("--packing/--no-packing")] = None,
+    max_steps: Annotated[Optional[int], typer.Option()] = None,
+    eval_benchmark: Annotated[Optional[str], typer.Option(help="Comma-separated benchmarks to evaluate the chosen checkpoint on.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")] = False,
+    accelerate_config: Accelerate = None,
+    set_: Sets = None,
+) -> None:
+    """Supervised fine-tuning on a handful of traces (loss on the response only)."""
+    overrides = _options(data=data, model=model, epochs=epochs, lr=lr, max_seq_len=max_seq_len, packing=packing, max_steps=max_steps,
+                         eval_benchmark=eval_benchmark.split(",") if eval_benchmark else None, **{"lora.enabled": lora})
+    try:
+        summary = _train("sft", out, config, overrides + list(set_ or []), resume, accelerate_config)
+    except HandfulError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: checkpoints are kept in {out / 'checkpoints'}; rerun with --resume to continue")
+        raise typer.Exit(130) from None
+    if "rank" in summary:  # a worker other than the first: the first one reports
+        return
+    cut = summary["truncation"]
+    console.print(f"trained {summary['steps']} steps on {summary['train_samples']} samples in {summary['seconds']:.0f} s; "
+                  f"train loss {summary['train_loss']:.4f}; best validation loss {summary['best_validation_loss']}")
+    console.print(f"truncated samples: {cut['truncated']} of {cut['samples']}; model for `handful eval --model`: {summary['outputs']['eval_model']}")
+    for name, s in summary.get("eval", {}).items():
+        console.print(f"{name}: accuracy {s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]")
+
+
+@train_app.command("grpo")
+def train_grpo_command(
+    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/, model/ (or adapter/), train.json.")],
+    problems: Annotated[Optional[str], typer.Option(help="Problems with reference answers: a JSONL, a pool or a dyn: spec.")] = None,
+    model: Model = None,
+    config: Recipe = None,
+    lora: Annotated[Optional[bool], typer.Option("--lora/--full")] = None,
+    max_steps: Annotated[Optional[int], typer.Option()] = None,
+    lr: Annotated[Optional[float], typer.Option()] = None,
+    num_generations: Annotated[Optional[int], typer.Option(help="Samples per prompt.")] = None,
+    max_completion_length: Annotated[Optional[int], typer.Option()] = None,
+    limit: Limit = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")] = False,
+    accelerate_config: Accelerate = None,
+    set_: Sets = None,
+) -> None:
+    """RL with verifiable rewards (GRPO): rewards from the shared grader, hacking monitors logged."""
+    overrides = _options(problems=problems, model=model, max_steps=max_steps, lr=lr, num_generations=num_generations,
+                         max_completion_length=max_completion_length, limit=limit, **{"lora.enabled": lora})
+    try:
+        summary = _train("grpo", out, config, overrides + list(set_ or []), resume, accelerate_config)
+    except HandfulError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: checkpoints are kept under {out}; rerun with --resume to continue")
+        raise typer.Exit(130) from None
+    for stage in summary["stages"]:
+        rewards = stage["reward_by_step"]
+        shown = ", ".join(f"{step}:{value:.3f}" for step, value in rewards[:12])
+        console.print(f"stage {stage['context_stage']} (completions up to {stage['max_completion_length']} tokens): {stage['steps']} steps; reward by step {shown}")
+    console.print(f"model for `handful eval --model`: {summary['eval_model']}")
+
+
 def _ints(text: Optional[str]) -> Optional[list[int]]:
     return [int(x) for x in text.split(",")] if text else None
 

@@ -144,8 +144,9 @@ def resolve(name: str, spec_overrides: dict | None = None) -> ResolvedModel:
         known = MODELS[name]
         path, spec = str(convert(known)), known.spec
     elif Path(name).is_dir():
-        if not (Path(name) / "config.json").exists():
-            raise ConfigError(f"{name}: not a model checkpoint (no config.json in it)")
+        # A LoRA adapter folder loads too: transformers finds its base model through peft.
+        if not any((Path(name) / f).exists() for f in ("config.json", "adapter_config.json")):
+            raise ConfigError(f"{name}: not a model checkpoint (no config.json or adapter_config.json in it)")
         path = str(Path(name).resolve())
         saved = Path(name) / SPEC_FILE
         spec = ModelSpec.model_validate(json.loads(saved.read_text())) if saved.exists() else ModelSpec()

@@ -1,0 +1,93 @@
+"""What the SFT and GRPO stages share: trainer arguments from a recipe, LoRA, saving the
+model where `handful eval` can load it, and the run's manifest."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from handful.models import SPEC_FILE, ResolvedModel
+from handful.training.config import LoraSettings, Schedule
+
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+
+
+def trackers(wanted: list[str]) -> list[str]:
+    """The requested trackers that are installed: a missing one is skipped, not fatal."""
+    found = [name for name in wanted if name in TRACKERS and importlib.util.find_spec(TRACKERS[name]) is not None]
+    return found or ["none"]
+
+
+def training_arguments(config_class, recipe: Schedule, out: Path, *, has_eval: bool, **extra):
+    import torch
+
+    cuda = torch.cuda.is_available()
+    bf16 = recipe.bf16 if recipe.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    kwargs = dict(
+        output_dir=str(out), num_train_epochs=recipe.epochs, max_steps=recipe.max_steps, learning_rate=recipe.lr,
+        lr_scheduler_type=recipe.scheduler, warmup_steps=recipe.warmup, weight_decay=recipe.weight_decay,
+        adam_beta1=recipe.adam_betas[0], adam_beta2=recipe.adam_betas[1], per_device_train_batch_size=recipe.batch_size,
+        per_device_eval_batch_size=recipe.batch_size, gradient_accumulation_steps=recipe.grad_accum, bf16=bf16, use_cpu=not cuda,
+        gradient_checkpointing=recipe.gradient_checkpointing, seed=recipe.seed, save_strategy="steps", save_steps=recipe.save_steps,
+        save_total_limit=recipe.save_total_limit, logging_steps=recipe.logging_steps, report_to=trackers(recipe.report_to),
+    )
+    if has_eval:
+        # The checkpoint is chosen on held-out training data, never on a test benchmark.
+        kwargs.update(eval_strategy="steps", eval_steps=recipe.save_steps, load_best_model_at_end=True,
+                      metric_for_best_model="eval_loss", greater_is_better=False)
+    return config_class(**kwargs, **extra)
+
+
+def lora_config(lora: LoraSettings):
+    if not lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM")
+
+
+def _finish(folder: Path, tokenizer, base: ResolvedModel) -> None:
+    tokenizer.save_pretrained(folder)
+    (folder / SPEC_FILE).write_text(base.spec.model_dump_json(indent=2))  # the prompt format eval must use
+
+
+def save_outputs(trainer, tokenizer, base: ResolvedModel, lora: LoraSettings, out: Path) -> dict:
+    """OUT/model (full or merged weights) and, with LoRA, OUT/adapter; which one to evaluate."""
+    saved = {}
+    if lora.enabled:
+        trainer.model.save_pretrained(out / "adapter", safe_serialization=True)
+        _finish(out / "adapter", tokenizer, base)
+        saved["adapter"] = str(out / "adapter")
+        if lora.merge:
+            merged = trainer.model.merge_and_unload()
+            merged.save_pretrained(out / "model", safe_serialization=True)
+            _finish(out / "model", tokenizer, base)
+            saved["model"] = str(out / "model")
+    else:
+        trainer.save_model(str(out / "model"))
+        _finish(out / "model", tokenizer, base)
+        saved["model"] = str(out / "model")
+    saved["eval_model"] = saved.get("model", saved.get("adapter"))
+    return saved
+
+
+def versions() -> dict[str, str]:
+    from handful.evaluation import versions as base_versions
+
+    found = base_versions()
+    for package in ("trl", "peft", "accelerate", "datasets"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def write_manifest(out: Path, recipe, summary: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"recipe": recipe.model_dump(mode="json"), "versions": versions(), **summary}
+    tmp = out / "train.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    tmp.replace(out / "train.json")

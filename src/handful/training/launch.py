@@ -1,0 +1,50 @@
+"""Multi-process training: re-run the same `handful train` command under `accelerate
+launch` with a shipped config (DDP, FSDP, DeepSpeed ZeRO-3) or the user's own file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from handful.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parent.parent / "recipes" / "accelerate"
+
+
+def launched() -> bool:
+    """True inside a process that accelerate (or torchrun) started."""
+    return "LOCAL_RANK" in os.environ or "ACCELERATE_LAUNCHED" in os.environ
+
+
+def config_file(name: str) -> Path:
+    path = Path(name)
+    if path.exists():
+        return path
+    shipped = CONFIGS / f"{name}.yaml"
+    if shipped.exists():
+        return shipped
+    known = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    raise ConfigError(f"accelerate config {name!r}: no such file or shipped config; shipped: {', '.join(known)}")
+
+
+def command(name: str, argv: list[str]) -> list[str]:
+    """`accelerate launch --config_file F -m handful ARGV`, without the --accelerate-config option."""
+    args, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--accelerate-config":
+            skip = True
+            continue
+        if arg.startswith("--accelerate-config="):
+            continue
+        args.append(arg)
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file(name)), "-m", "handful", *args]
+
+
+def relaunch(name: str, argv: list[str]) -> int:
+    env = {**os.environ, "ACCELERATE_LAUNCHED": "1"}
+    return subprocess.call(command(name, argv), env=env)

@@ -1,0 +1,150 @@
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from handful.config import EvalConfig, load_config
+from handful.distill import DistillConfig, distill
+from handful.errors import ConfigError, RecordError
+from handful.evaluation import evaluate
+from handful.models import resolve
+from handful.prompts import render
+from handful.records import Problem, read_jsonl
+from handful.training.config import RECIPES, GRPORecipe, SFTRecipe, recipe_path
+from handful.training.sft import load_pairs, train_sft
+
+QUICK = dict(batch_size=4, save_steps=2, logging_steps=1, report_to=["none"], lr=1e-3, warmup=0, bf16=False)
+
+
+@pytest.fixture(scope="module")
+def traces(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("distilled")
+    distill(DistillConfig(problems="dyn:addition?digits=2&n=20&seed=4", teacher={"model": str(tiny_model), "engine": {"name": "program"}}), out)
+    return out
+
+
+def test_sft_makes_a_checkpoint_that_eval_loads(tiny_model, traces, tmp_path):
+    recipe = SFTRecipe(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=4, val_fraction=0.2, **QUICK)
+    summary = train_sft(recipe, tmp_path)
+    assert summary["steps"] == 4 and math.isfinite(summary["train_loss"])
+    assert summary["validation_samples"] == 4 and summary["best_checkpoint"].startswith(str(tmp_path / "checkpoints"))
+    model = tmp_path / "model"
+    assert (model / "model.safetensors").exists() and (model / "handful.json").exists()
+    manifest = json.loads((tmp_path / "train.json").read_text())
+    assert manifest["versions"]["trl"] and manifest["data_sha256"] and manifest["recipe"]["lr"] == 1e-3
+    scores = evaluate(EvalConfig(model=str(model), benchmarks=["dyn:addition?digits=2&n=3&seed=9"], sampling={"max_tokens": 8}), tmp_path / "eval")
+    assert scores["benchmarks"]["dyn:addition?digits=2"]["n_samples"] == 3
+
+
+def test_the_training_prompt_is_the_eval_prompt_token_for_token(tiny_model, traces):
+    # What TRL trains on, up to the response, against what `handful eval` sends the model.
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    pairs = load_pairs(traces / "sft.jsonl")[:5]
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model), processing_class=tokenizer, train_dataset=Dataset.from_list(pairs),
+                         args=SFTConfig(output_dir="/tmp/unused", use_cpu=True, bf16=False, completion_only_loss=True, report_to="none", max_length=2048))
+    problems = {p.id: p for p in read_jsonl(traces / "problems.jsonl", Problem)}
+    rows = [json.loads(line) for line in (traces / "sft.jsonl").read_text().splitlines()][:5]
+    spec = resolve(str(tiny_model)).spec
+    for row, example in zip(rows, trainer.train_dataset):
+        prompt_ids = [t for t, m in zip(example["input_ids"], example["completion_mask"]) if not m]
+        assert prompt_ids == tokenizer(render(problems[row["problem_id"]], spec, tokenizer), add_special_tokens=False)["input_ids"]
+        response = tokenizer.decode([t for t, m in zip(example["input_ids"], example["completion_mask"]) if m])
+        assert response.startswith(spec.think_open) and "\\boxed{" in response
+
+
+def test_truncation_is_counted_and_resume_continues(tiny_model, traces, tmp_path):
+    recipe = SFTRecipe(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=2, max_seq_len=64, val_fraction=0, **QUICK)
+    first = train_sft(recipe, tmp_path)
+    assert first["truncation"]["truncated"] == first["truncation"]["samples"] == 20 and first["truncation"]["tokens_cut_mean"] > 0
+    with pytest.raises(ConfigError, match="--resume"):
+        train_sft(recipe, tmp_path)
+    second = train_sft(recipe.model_copy(update={"max_steps": 4}), tmp_path, resume=True)
+    assert second["resumed_from"].endswith("checkpoint-2") and second["steps"] == 4
+
+
+def test_lora_saves_an_adapter_and_merged_weights_both_loadable(tiny_model, traces, tmp_path):
+    recipe = SFTRecipe(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=2, val_fraction=0, lora={"enabled": True, "r": 4, "alpha": 8}, **QUICK)
+    summary = train_sft(recipe, tmp_path)
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists() and (tmp_path / "model" / "model.safetensors").exists()
+    for folder in ("adapter", "model"):
+        scores = evaluate(EvalConfig(model=str(tmp_path / folder), benchmarks=["dyn:addition?digits=2&n=2&seed=9"], sampling={"max_tokens": 4}),
+                          tmp_path / f"eval-{folder}")
+        assert scores["benchmarks"]["dyn:addition?digits=2"]["n_samples"] == 2
+    assert summary["outputs"]["eval_model"] == str(tmp_path / "model")
+
+
+def test_bad_training_data_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n{"messages": [{"role": "user", "content": "q"}]}\n')
+    with pytest.raises(RecordError, match=r"bad.jsonl:2: the last turn must be the assistant's"):
+        load_pairs(path)
+
+
+def test_grpo_runs_a_few_steps_with_grader_rewards_and_monitors(tiny_model, tmp_path):
+    from handful.training.grpo import train_grpo
+
+    recipe = GRPORecipe(model=str(tiny_model), problems="dyn:addition?digits=1&n=8&seed=1", max_steps=2, num_generations=4,
+                        max_completion_length=12, rewards={"accuracy": 1.0, "overlong": 0.5}, overlong_buffer=4, **QUICK)
+    summary = train_grpo(recipe, tmp_path)
+    [stage] = summary["stages"]
+    assert stage["steps"] == 2 and len(stage["reward_by_step"]) == 2
+    logged = {k for entry in stage["log"] for k in entry}
+    assert {"rewards_parts/accuracy", "monitor/format_without_accuracy", "monitor/repetition", "frac_reward_zero_std", "completions/mean_length"} <= logged
+    assert (tmp_path / "model" / "model.safetensors").exists()
+
+
+def test_rewards_use_the_grader_and_punish_overlong():
+    from handful.models import ModelSpec
+    from handful.training.rewards import Rewards
+
+    spec = ModelSpec()
+    r = Rewards(spec, {"accuracy": 1.0, "format": 0.5, "overlong": 1.0}, limit=100, buffer=20, require_closed_thinking=True)
+    assert r.parts("<think>4+4</think>\n\nThe answer is $\\boxed{8}$.", 50, "8", "integer", None) == {"accuracy": 1.0, "format": 1.0, "overlong": 0.0}
+    # An answer only inside unfinished thinking earns nothing.
+    assert r.parts("<think>so \\boxed{8} probably", 50, "8", "integer", None)["accuracy"] == 0.0
+    assert r.parts("<think>x</think> \\boxed{9}", 90, "8", "integer", None) == {"accuracy": 0.0, "format": 1.0, "overlong": -0.5}
+    assert r.parts("<think>x</think> \\boxed{8}", 100, "8", "integer", None)["overlong"] == -1.0
+    with pytest.raises(ConfigError, match="unknown reward"):
+        Rewards(spec, {"accurcy": 1.0}, 10, 2)
+
+
+def test_shipped_recipes_parse_with_their_published_settings():
+    s1 = load_config(SFTRecipe, recipe_path("sft-s1"))
+    assert (s1.lr, s1.epochs, s1.weight_decay, s1.adam_betas, s1.warmup) == (1e-5, 5, 1e-4, (0.9, 0.95), 0.05)
+    limo = load_config(SFTRecipe, recipe_path("sft-limo"))
+    assert (limo.lr, limo.epochs) == (5e-6, 15)
+    deepscaler = load_config(GRPORecipe, recipe_path("grpo-deepscaler"))
+    assert [s.max_completion_length for s in deepscaler.context_schedule] == [8192, 16384, 24576] and deepscaler.lr == 1e-6
+    load_config(SFTRecipe, recipe_path("sft-cpu-small"))
+    load_config(GRPORecipe, recipe_path("grpo-cpu-small"))
+    for path in (RECIPES / "accelerate").glob("*.yaml"):
+        assert yaml.safe_load(path.read_text())["distributed_type"]
+    with pytest.raises(ConfigError, match="presets: .*sft-s1"):
+        recipe_path("sft-s2")
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_follows_the_single_process_loss_curve(tiny_model, traces, tmp_path):
+    args = ["train", "sft", "--data", str(traces / "sft.jsonl"), "--model", str(tiny_model), "--max-steps", "4",
+            "--set", "val_fraction=0", "--set", "save_steps=100", "--set", "logging_steps=1", "--set", "report_to=[none]",
+            "--set", "lr=0.001", "--set", "warmup=0", "--set", "bf16=false", "--set", "scheduler=constant"]
+    one = subprocess.run([sys.executable, "-m", "handful", *args, "--set", "batch_size=4", "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=900)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "handful", *args, "--set", "batch_size=2", "--accelerate-config", "ddp-cpu", "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=900)
+    assert two.returncode == 0, two.stderr[-3000:]
+
+    def losses(folder):
+        return [e["loss"] for e in json.loads((folder / "train.json").read_text())["log"] if "loss" in e]
+
+    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(a) == len(b) == 4
+    assert all(abs(x - y) <= 0.02 * max(abs(x), 1e-3) + 1e-3 for x, y in zip(a, b)), (a, b)
