@@ -48,14 +48,15 @@ def test_the_training_prompt_is_the_eval_prompt_token_for_token(tiny_model, trac
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     pairs = load_pairs(traces / "sft.jsonl")[:5]
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model), processing_class=tokenizer, train_dataset=Dataset.from_list(pairs),
-                         args=SFTConfig(output_dir="/tmp/unused", use_cpu=True, bf16=False, completion_only_loss=True, report_to="none", max_length=2048))
+                         args=SFTConfig(output_dir="/tmp/unused", use_cpu=True, bf16=False, completion_only_loss=True, report_to="none", max_length=2048,
+                                       activation_checkpointing=False))
     problems = {p.id: p for p in read_jsonl(traces / "problems.jsonl", Problem)}
     rows = [json.loads(line) for line in (traces / "sft.jsonl").read_text().splitlines()][:5]
     spec = resolve(str(tiny_model)).spec
     for row, example in zip(rows, trainer.train_dataset):
-        prompt_ids = [t for t, m in zip(example["input_ids"], example["completion_mask"]) if not m]
+        prompt_ids = [t for t, label in zip(example["input_ids"], example["labels"]) if label == -100]
         assert prompt_ids == tokenizer(render(problems[row["problem_id"]], spec, tokenizer), add_special_tokens=False)["input_ids"]
-        response = tokenizer.decode([t for t, m in zip(example["input_ids"], example["completion_mask"]) if m])
+        response = tokenizer.decode([t for t, label in zip(example["input_ids"], example["labels"]) if label != -100])
         assert response.startswith(spec.think_open) and "\\boxed{" in response
 
 
@@ -146,5 +147,7 @@ def test_ddp_on_two_cpu_processes_follows_the_single_process_loss_curve(tiny_mod
         return [e["loss"] for e in json.loads((folder / "train.json").read_text())["log"] if "loss" in e]
 
     a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "train.json").read_text())["processes"] == 2
     assert len(a) == len(b) == 4
-    assert all(abs(x - y) <= 0.02 * max(abs(x), 1e-3) + 1e-3 for x, y in zip(a, b)), (a, b)
+    assert all(abs(x - y) <= 1e-3 * abs(x) + 1e-4 for x, y in zip(a, b)), (a, b)
+    assert a[0] != a[-1]  # the curve moves: equal curves are not two flat lines

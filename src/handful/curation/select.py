@@ -98,7 +98,7 @@ def select(problems: list[Problem], names: list[str], target: int, method: str, 
         members.sort(key=lambda i: (-trace_length(problems[i]), i))
     if method == "stratified":
         chosen = []
-        for name, members in sorted(by_domain.items()):
+        for _, members in sorted(by_domain.items()):
             share = round(target * len(members) / len(problems))
             chosen += rng.sample(members, min(share, len(members)))
         rest = [i for i in range(len(problems)) if i not in set(chosen)]

@@ -30,7 +30,7 @@ def training_arguments(config_class, recipe: Schedule, out: Path, *, has_eval: b
         lr_scheduler_type=recipe.scheduler, warmup_steps=recipe.warmup, weight_decay=recipe.weight_decay,
         adam_beta1=recipe.adam_betas[0], adam_beta2=recipe.adam_betas[1], per_device_train_batch_size=recipe.batch_size,
         per_device_eval_batch_size=recipe.batch_size, gradient_accumulation_steps=recipe.grad_accum, bf16=bf16, use_cpu=not cuda,
-        gradient_checkpointing=recipe.gradient_checkpointing, seed=recipe.seed, save_strategy="steps", save_steps=recipe.save_steps,
+        activation_checkpointing=recipe.gradient_checkpointing, seed=recipe.seed, save_strategy="steps", save_steps=recipe.save_steps,
         save_total_limit=recipe.save_total_limit, logging_steps=recipe.logging_steps, report_to=trackers(recipe.report_to),
     )
     if has_eval:

@@ -6,8 +6,6 @@ DAPO's). Shipped presets live in `handful/recipes/` (`sft-s1`, `sft-limo`, `sft-
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
 from pydantic import Field
 
 from handful.config import Config

@@ -1,5 +1,10 @@
 """Multi-process training: re-run the same `handful train` command under `accelerate
-launch` with a shipped config (DDP, FSDP, DeepSpeed ZeRO-3) or the user's own file."""
+launch` with a shipped config (DDP, FSDP, DeepSpeed ZeRO-3) or the user's own file.
+
+One exception: accelerate starts several CPU processes only through MPI (`mpirun` and a
+hostfile); without one it would quietly run a single process. A MULTI_CPU config is
+therefore launched with torchrun (`torch.distributed.run`), which starts the processes
+itself; the Trainer then uses torch.distributed's gloo backend either way."""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from handful.errors import ConfigError
 
@@ -32,7 +39,7 @@ def config_file(name: str) -> Path:
 def command(name: str, argv: list[str]) -> list[str]:
     """`accelerate launch --config_file F -m handful ARGV`, without the --accelerate-config option."""
     args, skip = [], False
-    for i, arg in enumerate(argv):
+    for arg in argv:
         if skip:
             skip = False
             continue
@@ -42,7 +49,12 @@ def command(name: str, argv: list[str]) -> list[str]:
         if arg.startswith("--accelerate-config="):
             continue
         args.append(arg)
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file(name)), "-m", "handful", *args]
+    path = config_file(name)
+    settings = yaml.safe_load(path.read_text()) or {}
+    if settings.get("distributed_type") == "MULTI_CPU" and not settings.get("mpirun_config"):
+        count = int(settings.get("num_processes", 2))
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={count}", "-m", "handful", *args]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(path), "-m", "handful", *args]
 
 
 def relaunch(name: str, argv: list[str]) -> int:

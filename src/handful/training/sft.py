@@ -113,7 +113,7 @@ def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False, conso
     data_hash = hashlib.sha256(Path(recipe.data).read_bytes()).hexdigest()
     summary = {
         "stage": "sft", "model": recipe.model, "base_path": model_ref.path, "data": str(recipe.data), "data_sha256": data_hash,
-        "train_samples": len(train), "validation_samples": len(val), "truncation": cut,
+        "train_samples": len(train), "validation_samples": len(val), "truncation": cut, "processes": trainer.args.world_size,
         "train_loss": result.training_loss, "steps": trainer.state.global_step,
         "best_checkpoint": trainer.state.best_model_checkpoint, "best_validation_loss": trainer.state.best_metric,
         "log": trainer.state.log_history, "outputs": saved, "seconds": round(time.time() - started, 1), "resumed_from": str(last[-1]) if last else None,
