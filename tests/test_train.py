@@ -127,7 +127,7 @@ def test_shipped_recipes_parse_with_their_published_settings():
     load_config(GRPORecipe, recipe_path("grpo-cpu-small"))
     for path in (RECIPES / "accelerate").glob("*.yaml"):
         assert yaml.safe_load(path.read_text())["distributed_type"]
-    with pytest.raises(ConfigError, match="presets: .*sft-s1"):
+    with pytest.raises(ConfigError, match="shipped: .*sft-s1"):
         recipe_path("sft-s2")
 
 

@@ -371,15 +371,20 @@ def _train(kind: str, out: Path, config: Optional[str], overrides: list[str], re
 
     if accelerate_config and not launch.launched():
         raise typer.Exit(launch.relaunch(accelerate_config, sys.argv[1:]))
-    recipe_class = SFTRecipe if kind == "sft" else GRPORecipe
-    recipe = load_config(recipe_class, recipe_path(config) if config else None, overrides)
-    if kind == "sft":
-        from handful.training.sft import train_sft
+    try:
+        recipe = load_config(SFTRecipe if kind == "sft" else GRPORecipe, recipe_path(config) if config else None, overrides)
+        if kind == "sft":
+            from handful.training.sft import train_sft
 
-        return train_sft(recipe, out, resume=resume, console=console)
-    from handful.training.grpo import train_grpo
+            return train_sft(recipe, out, resume=resume, console=console)
+        from handful.training.grpo import train_grpo
 
-    return train_grpo(recipe, out, resume=resume, console=console)
+        return train_grpo(recipe, out, resume=resume, console=console)
+    except HandfulError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: checkpoints are kept under {out}; rerun the same command with --resume to continue")
+        raise typer.Exit(130) from None
 
 
 @train_app.command("sft")
@@ -402,13 +407,7 @@ def train_sft_command(
     """Supervised fine-tuning on a handful of traces (loss on the response only)."""
     overrides = _options(data=data, model=model, epochs=epochs, lr=lr, max_seq_len=max_seq_len, packing=packing, max_steps=max_steps,
                          eval_benchmark=eval_benchmark.split(",") if eval_benchmark else None, **{"lora.enabled": lora})
-    try:
-        summary = _train("sft", out, config, overrides + list(set_ or []), resume, accelerate_config)
-    except HandfulError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: checkpoints are kept in {out / 'checkpoints'}; rerun with --resume to continue")
-        raise typer.Exit(130) from None
+    summary = _train("sft", out, config, overrides + list(set_ or []), resume, accelerate_config)
     if "rank" in summary:  # a worker other than the first: the first one reports
         return
     cut = summary["truncation"]
@@ -438,13 +437,7 @@ def train_grpo_command(
     """RL with verifiable rewards (GRPO): rewards from the shared grader, hacking monitors logged."""
     overrides = _options(problems=problems, model=model, max_steps=max_steps, lr=lr, num_generations=num_generations,
                          max_completion_length=max_completion_length, limit=limit, **{"lora.enabled": lora})
-    try:
-        summary = _train("grpo", out, config, overrides + list(set_ or []), resume, accelerate_config)
-    except HandfulError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: checkpoints are kept under {out}; rerun with --resume to continue")
-        raise typer.Exit(130) from None
+    summary = _train("grpo", out, config, overrides + list(set_ or []), resume, accelerate_config)
     for stage in summary["stages"]:
         rewards = stage["reward_by_step"]
         shown = ", ".join(f"{step}:{value:.3f}" for step, value in rewards[:12])

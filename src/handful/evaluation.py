@@ -29,9 +29,9 @@ from handful.records import Generation, Problem, RecordStore
 RUN_FILE, SAMPLES_FILE, SCORES_FILE = "run.json", "samples.jsonl", "scores.json"
 
 
-def versions() -> dict[str, str]:
+def versions(*extra: str) -> dict[str, str]:
     found = {"handful": __version__, "python": platform.python_version()}
-    for package in ("torch", "transformers", "math-verify", "openai"):
+    for package in ("torch", "transformers", "math-verify", "openai", *extra):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

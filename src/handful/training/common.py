@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from handful.models import SPEC_FILE, ResolvedModel
@@ -73,21 +72,11 @@ def save_outputs(trainer, tokenizer, base: ResolvedModel, lora: LoraSettings, ou
     return saved
 
 
-def versions() -> dict[str, str]:
-    from handful.evaluation import versions as base_versions
-
-    found = base_versions()
-    for package in ("trl", "peft", "accelerate", "datasets"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
 def write_manifest(out: Path, recipe, summary: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    record = {"recipe": recipe.model_dump(mode="json"), "versions": versions(), **summary}
+    from handful.evaluation import versions
+
+    record = {"recipe": recipe.model_dump(mode="json"), "versions": versions("trl", "peft", "accelerate", "datasets"), **summary}
     tmp = out / "train.json.tmp"
     tmp.write_text(json.dumps(record, indent=2, default=str))
     tmp.replace(out / "train.json")

@@ -84,13 +84,17 @@ class GRPORecipe(Schedule):
     use_vllm: bool = False
 
 
-def recipe_path(name_or_path: str | Path) -> Path:
-    """A shipped preset by name (`sft-s1`) or a YAML file."""
+def shipped_file(kind: str, folder: Path, name_or_path: str | Path) -> Path:
+    """A YAML file by path, or one shipped in `folder` by its name."""
     path = Path(name_or_path)
     if path.exists():
         return path
-    shipped = RECIPES / f"{name_or_path}.yaml"
+    shipped = folder / f"{name_or_path}.yaml"
     if shipped.exists():
         return shipped
-    known = sorted(p.stem for p in RECIPES.glob("*.yaml"))
-    raise ConfigError(f"recipe {str(name_or_path)!r}: no such file, and no shipped preset of that name; presets: {', '.join(known)}")
+    known = sorted(p.stem for p in folder.glob("*.yaml"))
+    raise ConfigError(f"{kind} {str(name_or_path)!r}: no such file, and none shipped by that name; shipped: {', '.join(known)}")
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    return shipped_file("recipe", RECIPES, name_or_path)

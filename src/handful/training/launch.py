@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from handful.errors import ConfigError
+from handful.training.config import shipped_file
 
 CONFIGS = Path(__file__).resolve().parent.parent / "recipes" / "accelerate"
 
@@ -26,14 +26,7 @@ def launched() -> bool:
 
 
 def config_file(name: str) -> Path:
-    path = Path(name)
-    if path.exists():
-        return path
-    shipped = CONFIGS / f"{name}.yaml"
-    if shipped.exists():
-        return shipped
-    known = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
-    raise ConfigError(f"accelerate config {name!r}: no such file or shipped config; shipped: {', '.join(known)}")
+    return shipped_file("accelerate config", CONFIGS, name)
 
 
 def command(name: str, argv: list[str]) -> list[str]:
