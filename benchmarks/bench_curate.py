@@ -3,6 +3,7 @@ Python n-gram-set approach, side by side, on the real pools and on a synthetic p
 
     python benchmarks/bench_curate.py                      # real pools + 1,000,000 synthetic
     python benchmarks/bench_curate.py --synthetic 100000   # a quicker run
+    python benchmarks/bench_curate.py --only dedup         # one family
 
 Each measurement runs in a fresh process (so peak RSS belongs to it alone); the pool is
 built before the clock starts and its memory is reported apart from the method's.
@@ -13,7 +14,7 @@ Methods:
   a Counter per problem): the equal-recall baseline.
 - decontam/python-any-8gram: s1's and open-r1's rule (flag on any shared 8-gram of
   lowercased words): fast, but see its false flags.
-- dedup/handful: numpy MinHash signatures + datasketch LSH.
+- dedup/handful: numpy MinHash signatures, banded in numpy (datasketch's bands and rows).
 - dedup/datasketch-plain: a `MinHash` per problem with `update_batch` over shingles, then
   the same LSH: the way the library is usually used.
 """
@@ -187,13 +188,15 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=1_000_000)
     parser.add_argument("--pools", default="math-train,aime,omni-math,gsm8k-train")
     parser.add_argument("--skip", default="", help="comma-separated methods to leave out on the synthetic pool")
+    parser.add_argument("--only", default="", help="run only the methods starting with this (decontam or dedup)")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "POOL", "SIZE"))
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one[0], args.one[1], int(args.one[2]))))
         return
-    runs = [(m, p, 0) for p in args.pools.split(",") for m in METHODS]
-    runs += [(m, "synthetic", args.synthetic) for m in METHODS if m not in args.skip.split(",")]
+    methods = [m for m in METHODS if m.startswith(args.only)]
+    runs = [(m, p, 0) for p in args.pools.split(",") for m in methods]
+    runs += [(m, "synthetic", args.synthetic) for m in methods if m not in args.skip.split(",")]
     rows = []
     for method, pool, size in runs:
         done = subprocess.run([sys.executable, __file__, "--one", method, pool, str(size)], capture_output=True, text=True)
