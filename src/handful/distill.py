@@ -95,12 +95,11 @@ def _share(flags: list[bool]) -> float:
 def stats(traces: list[Generation], spec_close: str, picked: dict, unsolved: list[str], prices: Prices) -> dict:
     lengths = np.array([g.completion_tokens for g in traces] or [0])
     counts, edges = np.histogram(lengths, bins=8)
-    share = _share
     return {
         "traces": len(traces), "problems": len({g.problem_id for g in traces}),
-        "correct": share([bool(g.correct) for g in traces]),
-        "truncated": share([g.finish_reason == "length" for g in traces]),
-        "never_closed_thinking": share([g.thinking is not None and spec_close not in g.text for g in traces]),
+        "correct": _share([bool(g.correct) for g in traces]),
+        "truncated": _share([g.finish_reason == "length" for g in traces]),
+        "never_closed_thinking": _share([g.thinking is not None and spec_close not in g.text for g in traces]),
         "completion_tokens": {"min": int(lengths.min()), "median": float(np.median(lengths)), "mean": round(float(lengths.mean()), 1),
                               "p90": float(np.percentile(lengths, 90)), "max": int(lengths.max())},
         "histogram": {f"{int(a)}-{int(b)}": int(c) for a, b, c in zip(edges, edges[1:], counts)},
@@ -178,7 +177,7 @@ def _first(value):
 def import_traces(path: str | Path, out: str | Path, *, preset: str = "fields", mapping: dict[str, str] | None = None,
                   student: str = "smollm2-135m", keep: str = "correct", select: str = "shortest", name: str | None = None) -> dict:
     """Traces someone else made, as traces.jsonl and sft.jsonl, graded here."""
-    from handful.engines.base import make_generation, thinking_token_count
+    from handful.engines.base import count_tokens, make_generation
     from handful.engines import Prompt, load_tokenizer
     from handful.evaluation import grade_generations
     from handful.grading import Grader
@@ -208,9 +207,7 @@ def import_traces(path: str | Path, out: str | Path, *, preset: str = "fields", 
         else:
             thinking = _first(row.get(fields["thinking"], ""))
             text = f"{open_tag}{thinking}{close_tag}{_first(row.get(fields['response'], ''))}"
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"] if tokenizer is not None else None
-        total = len(ids) if ids is not None else max(1, len(text) // 4)
-        thinking_count = thinking_token_count(lambda k: tokenizer.decode(ids[:k]), total, text, source_spec) if ids is not None else 0
+        total, thinking_count = count_tokens(tokenizer, text, source_spec)
         prompt = Prompt(problem_id=problem.id, benchmark=label, text="")
         g = make_generation(prompt, text, model=f"imported:{label}", engine="import", sampling=SamplingParams(), spec=source_spec,
                             prompt_tokens=0, completion_tokens=total, thinking_tokens=thinking_count,

@@ -101,7 +101,8 @@ def select(problems: list[Problem], names: list[str], target: int, method: str, 
         for _, members in sorted(by_domain.items()):
             share = round(target * len(members) / len(problems))
             chosen += rng.sample(members, min(share, len(members)))
-        rest = [i for i in range(len(problems)) if i not in set(chosen)]
+        taken = set(chosen)
+        rest = [i for i in range(len(problems)) if i not in taken]
         chosen += rng.sample(rest, max(target - len(chosen), 0))
         return chosen[:target]
     chosen = []

@@ -55,6 +55,29 @@ def thinking_token_count(token_texts: Callable[[int], str], total: int, text: st
     return lo
 
 
+def text_tokens(tokenizer, text: str) -> int:
+    """Tokens of a text: the tokenizer's count, or about four characters a token without one."""
+    if tokenizer is None:
+        return max(1, round(len(text) / 4)) if text else 0
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def thinking_share(text: str, spec: ModelSpec) -> float:
+    """The thinking's share of a completion's characters: how counts are split without a tokenizer."""
+    thinking, _ = thinking_split(text, spec)
+    return len(thinking) / max(1, len(text)) if thinking else 0.0
+
+
+def count_tokens(tokenizer, text: str, spec: ModelSpec) -> tuple[int, int]:
+    """(tokens, thinking tokens) of a completion: exact with a tokenizer; without one, the
+    estimate of `text_tokens`, split by the thinking's share of the characters."""
+    if tokenizer is None:
+        total = text_tokens(None, text)
+        return total, round(total * thinking_share(text, spec))
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return len(ids), thinking_token_count(lambda k: tokenizer.decode(ids[:k]), len(ids), text, spec)
+
+
 def make_generation(
     prompt: Prompt, text: str, *, model: str, engine: str, sampling: SamplingParams, spec: ModelSpec,
     prompt_tokens: int, completion_tokens: int, thinking_tokens: int, finish_reason: str, metadata: dict | None = None,

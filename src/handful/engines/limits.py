@@ -24,10 +24,6 @@ class RateLimiter:
         self.clock, self.sleep = clock, sleep
         self.updated = clock()
 
-    @property
-    def active(self) -> bool:
-        return bool(self.capacity)
-
     def _refill(self) -> None:
         now = self.clock()
         for kind, cap in self.capacity.items():

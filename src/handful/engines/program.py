@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from handful import tasks
-from handful.engines.base import Prompt, make_generation, thinking_token_count
+from handful.engines.base import Prompt, count_tokens, make_generation, text_tokens
 from handful.errors import EngineError, HandfulError
 from handful.models import ModelSpec, ResolvedModel
 from handful.records import Generation, SamplingParams
@@ -31,12 +31,6 @@ class ProgramEngine:
     def __init__(self, model: ResolvedModel, tokenizer=None):
         self.spec, self.tokenizer = model.spec, tokenizer
 
-    def _count(self, text: str) -> tuple[int, int]:
-        if self.tokenizer is None:
-            return len(text.split()), 0
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return len(ids), thinking_token_count(lambda k: self.tokenizer.decode(ids[:k]), len(ids), text, self.spec)
-
     def generate(self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None, budget=None) -> list[Generation]:
         done = []
         for prompt in prompts:
@@ -47,10 +41,10 @@ class ProgramEngine:
             if problem.question not in prompt.text:
                 raise EngineError(f"problem {prompt.problem_id}: its prompt does not hold the question this id draws; it was made by another version of the task")
             text = response(problem.trace or "", self.spec)
-            total, thinking = self._count(text)
+            total, thinking = count_tokens(self.tokenizer, text, self.spec)
             generation = make_generation(
                 prompt, text, model="program", engine=self.name, sampling=sampling, spec=self.spec,
-                prompt_tokens=self._count(prompt.text)[0], completion_tokens=total, thinking_tokens=thinking, finish_reason="stop",
+                prompt_tokens=text_tokens(self.tokenizer, prompt.text), completion_tokens=total, thinking_tokens=thinking, finish_reason="stop",
             )
             done.append(generation)
             if progress:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from handful.budget import THINKING, Budget, Forcer
-from handful.engines.base import Prompt, make_generation, thinking_split, thinking_token_count
+from handful.engines.base import Prompt, count_tokens, make_generation, text_tokens, thinking_share
 from handful.engines.limits import RateLimiter
 from handful.errors import ConfigError, EngineError
 from handful.models import ModelSpec
@@ -115,12 +115,10 @@ class OpenAIEngine:
         """Tokens of a piece of text: the tokenizer's count, as the record will state it.
         The server's count is the fallback only: it includes a matched stop string that the
         text leaves out."""
-        if self.tokenizer is not None:
-            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         counted = getattr(usage, "completion_tokens", None) if usage is not None else None
-        if counted is not None:
+        if self.tokenizer is None and counted is not None:
             return counted
-        return max(1, round(len(text) / 4)) if text else 0
+        return text_tokens(self.tokenizer, text)
 
     async def _with_budget(self, client, prompt: Prompt, sampling: SamplingParams, budget: Budget):
         """s1's budget forcing as continuation requests, decided by the same Forcer as in the
@@ -158,15 +156,12 @@ class OpenAIEngine:
         completion = getattr(usage, "completion_tokens", None) if usage else None
         prompt_tokens = getattr(usage, "prompt_tokens", None) if usage else None
         if self.tokenizer is not None:
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            thinking = thinking_token_count(lambda k: self.tokenizer.decode(ids[:k]), len(ids), text, self.spec)
+            total, thinking = count_tokens(self.tokenizer, text, self.spec)
             if completion is None:
-                return prompt_tokens or 0, len(ids), thinking, "tokenizer"
+                return prompt_tokens or 0, total, thinking, "tokenizer"
             return prompt_tokens or 0, completion, min(thinking, completion), "server usage; thinking split by tokenizer"
         completion = completion or 0
-        thinking, _ = thinking_split(text, self.spec)
-        share = len(thinking) / max(1, len(text)) if thinking else 0.0
-        return prompt_tokens or 0, completion, round(completion * share), "server usage; thinking split by characters"
+        return prompt_tokens or 0, completion, round(completion * thinking_share(text, self.spec)), "server usage; thinking split by characters"
 
     async def _generate_all(self, prompts: list[Prompt], sampling: SamplingParams, progress, budget: Budget | None) -> list[Generation]:
         import openai

@@ -42,7 +42,8 @@ def train_grpo(recipe: GRPORecipe, out: str | Path, *, resume: bool = False, con
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     rows = dataset_rows(recipe, base.spec)
-    stages = recipe.context_schedule or [ContextStage(max_steps=max(recipe.max_steps, 1) if recipe.max_steps > 0 else 10**9, max_completion_length=recipe.max_completion_length)]
+    # Without a schedule there is one stage, run for the recipe's own max_steps (-1: by epochs).
+    stages = recipe.context_schedule or [ContextStage(max_steps=max(recipe.max_steps, 1), max_completion_length=recipe.max_completion_length)]
     source, log, stage_summaries = base.path, [], []
     for number, stage in enumerate(stages):
         folder = out if len(stages) == 1 else out / f"stage-{number}"
@@ -51,9 +52,9 @@ def train_grpo(recipe: GRPORecipe, out: str | Path, *, resume: bool = False, con
             continue
         checkpoints = folder / "checkpoints"
         generations = stage.num_generations or recipe.num_generations
+        steps = stage.max_steps if recipe.context_schedule else recipe.max_steps
         args = training_arguments(
-            GRPOConfig, recipe.model_copy(update={"max_steps": stage.max_steps if recipe.context_schedule or recipe.max_steps > 0 else -1}),
-            checkpoints, has_eval=False,
+            GRPOConfig, recipe.model_copy(update={"max_steps": steps}), checkpoints, has_eval=False,
             num_generations=generations, max_completion_length=stage.max_completion_length, temperature=recipe.temperature,
             top_p=recipe.top_p, beta=recipe.beta, loss_type=recipe.loss_type, epsilon=recipe.epsilon, epsilon_high=recipe.epsilon_high,
             scale_rewards=recipe.scale_rewards, mask_truncated_completions=recipe.mask_truncated_completions, use_vllm=recipe.use_vllm,
