@@ -186,3 +186,12 @@ def test_sft_prompt_is_the_eval_prompt(tiny_model, tmp_path):
         row = json.loads(line)
         rendered = tokenizer.apply_chat_template(row["messages"][:-1], tokenize=False, add_generation_prompt=True)
         assert rendered == render(problems[row["problem_id"]], spec, tokenizer)
+
+
+def test_an_import_without_the_mapped_fields_names_the_line(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"question": "1+1?", "answer": "2", "thinking": "t", "response": "r"}\n{"question": "2+2?", "thinking": "t"}\n')
+    with pytest.raises(ConfigError, match=r"mine.jsonl:2: no field 'answer'.*--map"):
+        import_traces(path, tmp_path / "out")
+    with pytest.raises(ConfigError, match="import format 'sky'"):
+        import_traces(path, tmp_path / "out", preset="sky")
