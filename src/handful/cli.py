@@ -491,3 +491,108 @@ def scale(
         slope = "n/a" if s["scaling_slope"] is None else f"{s['scaling_slope']:+.4f} accuracy per doubling"
         console.print(f"{bench}: control {s['control']:.2f}, scaling slope {slope}")
     console.print(f"curve in {out / 'curve.json'} and {out / 'curve.png'}")
+
+
+RunOut = Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/NAME); rerun to resume.")]
+
+
+def _print_comparisons(out: Path) -> None:
+    from handful import report
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    table = Table("eval run", "benchmark", "before [95% CI]", "after [95% CI]", "difference [95% CI]", "intervals apart")
+    for c in report.comparisons(out, manifest):
+        table.add_row(c["run"], c["benchmark"], f"{c['against']} {report._ci(c['baseline'])}", f"{c['model']} {report._ci(c['accuracy'])}",
+                      f"{c['difference']:+.3f} [{c['difference_ci95'][0]:+.3f}, {c['difference_ci95'][1]:+.3f}]", "yes" if c["separated"] else "no")
+    if table.row_count:
+        console.print(table)
+
+
+def _run(recipe_name: str, out: Optional[Path], dry_run: bool, set_: Optional[list[str]]) -> Optional[Path]:
+    from handful.run import describe, load_recipe, run_recipe
+
+    import yaml
+
+    try:
+        recipe, text = load_recipe(recipe_name, list(set_ or []))
+        out = out or Path("runs") / recipe.name
+        if dry_run:
+            for stage in describe(recipe, out):
+                console.rule(f"{stage['stage']}  (key {stage['key']}, reads: {', '.join(stage['reads']) or 'nothing'})")
+                console.print(yaml.safe_dump(stage["config"], sort_keys=False), highlight=False, markup=False)
+                console.print("command: " + " ".join(stage["command"]), highlight=False, markup=False, soft_wrap=True)
+            from handful.run import unseeded
+
+            if unseeded(recipe):
+                console.print("fresh seeds are drawn at the first real run for: " + ", ".join(unseeded(recipe)), highlight=False)
+            return None
+        result = run_recipe(recipe, text, out, console=console,
+                            on_stage=lambda stage, what: console.rule(f"[bold]{stage.name}[/]: {what}"))
+    except HandfulError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: finished work is kept in {out}; run the same command again to resume")
+        raise typer.Exit(130) from None
+    score = result["transparency"]
+    console.print(f"transparency {score['total']}/100 (handful transparency {out}); manifest {out / 'manifest.json'}")
+    return out
+
+
+@app.command(name="run")
+def run_command(
+    recipe: Annotated[str, typer.Argument(help="A run recipe YAML, or a shipped one: demo-cpu, s1k-qwen2.5-32b, limo-qwen2.5-32b, deepscaler-1.5b.")],
+    out: RunOut = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print every stage's full settings and command; run nothing.")] = False,
+    set_: Sets = None,
+) -> None:
+    """Run the stages a recipe names (curate, distill, train, eval, scale) in one directory: manifest, transparency, report."""
+    done = _run(recipe, out, dry_run, set_)
+    if done:
+        _print_comparisons(done)
+        console.print(f"report: {done / 'report.html'}")
+
+
+@app.command()
+def demo(out: RunOut = None) -> None:
+    """The whole recipe on this CPU in minutes (the demo-cpu recipe): before/after with intervals, and a report."""
+    done = _run("demo-cpu", out, False, None)
+    _print_comparisons(done)
+    console.print(f"report: {(done / 'report.html').resolve()}")
+
+
+@app.command()
+def transparency(
+    run_dir: Annotated[Path, typer.Argument(help="A directory written by `handful run`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Score a run on the O1 Replication Journey transparency checklist (100 points), item by item."""
+    from handful import transparency as checklist
+
+    try:
+        result = checklist.write(run_dir)
+    except HandfulError as e:
+        _fail(e)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    table = Table("dimension", "question", "points", "status", "evidence, or what is missing")
+    for item in result["items"]:
+        style = "red" if item["status"] == "missing" else None
+        table.add_row(item["dimension"], item["question"], f"{item['earned']}/{item['points']}", item["status"], item["evidence"], style=style)
+    console.print(table)
+    dims = ", ".join(f"{d} {result['by_dimension'][d]}/{result['maximum'][d]}" for d in result["maximum"])
+    console.print(f"total {result['total']}/100 ({dims}); checklist: {result['source']}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A directory written by `handful run`.")]) -> None:
+    """Write RUN_DIR/report.html: one self-contained page (works offline)."""
+    from handful import report as page
+    from handful import transparency as checklist
+
+    try:
+        checklist.write(run_dir)
+        path = page.write(run_dir)
+    except HandfulError as e:
+        _fail(e)
+    console.print(f"report: {path}")

@@ -57,6 +57,28 @@ def ks_up_to(n: int) -> list[int]:
     return ks
 
 
+# What every reported number means; the manifest and the report carry these with the numbers.
+DEFINITIONS: dict[str, dict[str, str]] = {
+    "accuracy": {"kind": "standard", "definition": "avg@n: the share of correct samples, averaged over problems (n samples each)"},
+    "ci95": {"kind": "standard", "definition": "95 % percentile bootstrap interval of the accuracy, resampling problems with replacement (2,000 resamples)"},
+    "pass@k": {"kind": "standard", "definition": "unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k) per problem, averaged"},
+    "maj@k": {"kind": "standard", "definition": "majority vote over the first k samples' canonical answers, ties broken by first appearance; correct if the winner is"},
+    "avg_thinking_tokens": {"kind": "standard", "definition": "mean tokens between the thinking delimiters (the whole text when thinking never opens)"},
+    "avg_answer_tokens": {"kind": "standard", "definition": "mean tokens after the end of thinking"},
+    "outcomes": {"kind": "standard", "definition": "samples by grading outcome: correct, incorrect, no_answer, unparseable_gold, timeout"},
+    "difference": {"kind": "custom", "definition": "accuracy of one run minus another on the same problems, with a 95 % bootstrap interval over problems",
+                   "why": "a before/after gain is only shown when its interval excludes zero, not from two point estimates"},
+    "control": {"kind": "custom", "definition": "share of samples whose thinking length fell within the requested budget (s1's control)",
+                "why": "budget forcing is only useful if the budget is kept; s1 reports it"},
+    "scaling_slope": {"kind": "custom", "definition": "mean accuracy gained per doubling of average thinking tokens between consecutive budgets (s1's scaling)",
+                      "why": "summarises the accuracy-vs-thinking-tokens curve in one number, as s1 does"},
+    "memorisation_gap": {"kind": "custom", "definition": "static benchmark accuracy minus its fresh procedural copy's (GSM8K vs dyn:gsm-template), with a 95 % interval",
+                         "why": "a score that falls on fresh numbers was partly recall (GSM-Symbolic)"},
+    "transparency": {"kind": "custom", "definition": "the O1 Replication Journey part 2 checklist (100 points) scored from what the run recorded",
+                     "why": "says how completely a run can be checked and reproduced"},
+}
+
+
 def bootstrap_ci(values: Iterable[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95 % percentile interval of the mean, resampling problems with replacement."""
     x = np.asarray(list(values), dtype=float)

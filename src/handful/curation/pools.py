@@ -75,6 +75,25 @@ POOLS: dict[str, Callable[[], list[Problem]]] = {
     "gsm8k-train": gsm8k_train,
 }
 
+# name: (source, license), in full in data/NAME/SOURCE.md
+SOURCES: dict[str, tuple[str, str]] = {
+    "math-train": ("MATH train split (Hendrycks et al. 2021), via aiwaves-cn/agents@e8c4e3c", "MIT (MATH); Apache-2.0 (repository)"),
+    "aime": ("AIME 1983-2023 from DeepScaleR's training data (agentica-project), AoPS wiki", "MIT (repository); problems (c) MAA"),
+    "omni-math": ("Omni-MATH-Rule (Gao et al. 2024), rule-gradable subset of Omni-MATH", "Apache-2.0 (Omni-MATH)"),
+    "gsm8k-train": ("openai/grade-school-math@3101c7d grade_school_math/data/train.jsonl (Cobbe et al. 2021)", "MIT"),
+}
+
+
+def pool_source(spec: str) -> tuple[str, str]:
+    """(source, license) of a pool spec, for the manifest."""
+    from handful import tasks
+
+    if spec in SOURCES:
+        return SOURCES[spec]
+    if spec.startswith(tasks.SCHEME):
+        return f"procedural generator {tasks.parse_spec(spec)[0]} (handful.tasks), drawn from the spec's seed", "Apache-2.0 (handful)"
+    return f"user file {spec}", "as given by its owner"
+
 
 def load_pool(spec: str) -> list[Problem]:
     from handful import tasks

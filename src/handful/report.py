@@ -1,0 +1,272 @@
+"""`OUT/report.html`: one self-contained page about a run (no network, no script library).
+
+Sections appear for what the run did: the headline before/after numbers with intervals, the
+curation funnel, the traces, training curves, scores per benchmark with their sampling
+settings, accuracy against thinking tokens and maj@k, the transparency score, every stage's
+settings, and a browser of the samples (filter by run, benchmark and verdict, search; thinking
+folded). Model text reaches the page only as escaped text: in HTML through `html.escape`, in
+the embedded sample data as JSON with `<`, `>` and `&` written as `\\u003c`-style escapes, and
+in the browser only through `textContent`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+import yaml
+
+from handful import charts
+from handful.manifest import MANIFEST, redact
+
+REPORT = "report.html"
+ASSETS = Path(__file__).resolve().parent / "data" / "report"
+MAX_SAMPLES = 5000  # in the browser; the rest stay in samples.jsonl
+
+
+def _json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _table(header: list[str], rows: list[list], cls: str = "") -> str:
+    head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _ci(s: dict) -> str:
+    return f"{s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"
+
+
+def _section(ident: str, title: str, body: str) -> str:
+    return f'<section id="{ident}"><h2>{escape(title)}</h2>{body}</section>'
+
+
+def eval_stages(manifest: dict) -> list[dict]:
+    return [s for s in manifest["stages"] if s["kind"] == "eval" and s.get("status") == "done"]
+
+
+def comparisons(out: Path, manifest: dict) -> list[dict]:
+    """Within each eval run, every model against the first (e.g. trained vs base), per benchmark,
+    on the same problems: the difference and its 95 % interval."""
+    from handful.metrics import difference_ci, per_problem_accuracy
+    from handful.records import Generation, read_jsonl
+
+    groups: dict[str, list[dict]] = {}
+    for s in eval_stages(manifest):
+        groups.setdefault(s["name"].split("/")[1], []).append(s)
+    found = []
+    for run, stages in groups.items():
+        if len(stages) < 2:
+            continue
+        first = stages[0]
+        base_samples = read_jsonl(out / first["name"] / "samples.jsonl", Generation)
+        for other in stages[1:]:
+            samples = read_jsonl(out / other["name"] / "samples.jsonl", Generation)
+            for bench, s in other["scores"].items():
+                n = s["n_samples"] // max(s["n_problems"], 1)
+                gain, ci = difference_ci(per_problem_accuracy([g for g in samples if g.benchmark == bench], n),
+                                         per_problem_accuracy([g for g in base_samples if g.benchmark == bench], n))
+                found.append({"run": run, "benchmark": bench, "model": other["name"].split("/")[2], "against": first["name"].split("/")[2],
+                              "accuracy": s, "baseline": first["scores"][bench], "difference": gain, "difference_ci95": ci,
+                              "separated": s["ci95"][0] > first["scores"][bench]["ci95"][1] or s["ci95"][1] < first["scores"][bench]["ci95"][0]})
+    return found
+
+
+def _headline(found: list[dict]) -> str:
+    if not found:
+        return ""
+    rows = [[c["run"], c["benchmark"], f"{c['against']} {_ci(c['baseline'])}", f"{c['model']} {_ci(c['accuracy'])}",
+             f"{c['difference']:+.3f} [{c['difference_ci95'][0]:+.3f}, {c['difference_ci95'][1]:+.3f}]",
+             "yes" if c["separated"] else "no"] for c in found]
+    bars = []
+    for c in found:
+        bars += [(f"{c['run']} {c['against']}", c["baseline"]["accuracy"], tuple(c["baseline"]["ci95"])),
+                 (f"{c['run']} {c['model']}", c["accuracy"]["accuracy"], tuple(c["accuracy"]["ci95"]))]
+    chart = charts.bar_chart("accuracy before and after (95 % CI)", bars, "accuracy", top=1.0)
+    return _section("before-after", "Before and after", chart + _table(
+        ["eval run", "benchmark", "baseline [95% CI]", "compared [95% CI]", "difference [95% CI]", "intervals apart"], rows))
+
+
+def _funnel(out: Path) -> str:
+    funnel = _json(out / "curate" / "funnel.json")
+    if not funnel:
+        return ""
+    bars = [(row["stage"], row["count"], None) for row in funnel]
+    rows = [[row["stage"], row["count"], "skipped" if row.get("skipped") else row.get("removed", ""),
+             ", ".join(f"{k} {v}" for k, v in row.get("by_reason", {}).items())] for row in funnel]
+    selected = out / "curate" / "selected.jsonl"
+    domains: dict[str, int] = {}
+    if selected.exists():
+        for line in selected.read_text().splitlines():
+            domain = json.loads(line).get("metadata", {}).get("domain") or "unlabelled"
+            domains[domain] = domains.get(domain, 0) + 1
+    spread = _table(["domain", "selected"], sorted(domains.items())) if domains else ""
+    return _section("funnel", "Curation funnel", charts.bar_chart("problems after each stage", bars, "problems")
+                    + _table(["stage", "count", "removed", "main reasons"], rows) + spread
+                    + '<p class="note">Every removed problem, with its stage, reason and evidence: <code>curate/removed.jsonl</code>.</p>')
+
+
+def _traces(out: Path) -> str:
+    stats = _json(out / "distill" / "stats.json")
+    if not stats:
+        return ""
+    t = stats.get("completion_tokens", {})
+    rows = [["traces", stats.get("traces")], ["problems", stats.get("problems")], ["correct", f"{stats.get('correct', 0):.1%}"],
+            ["truncated", f"{stats.get('truncated', 0):.1%}"], ["never closed thinking", f"{stats.get('never_closed_thinking', 0):.1%}"],
+            ["tokens median / p90 / max", f"{t.get('median')} / {t.get('p90')} / {t.get('max')}"], ["fine-tuning records", stats.get("sft_records")],
+            ["cost (USD)", stats.get("cost_usd")]]
+    return _section("traces", "Distilled traces", _table(["", ""], rows))
+
+
+def _training(out: Path) -> str:
+    record = _json(out / "train" / "train.json")
+    if not record:
+        return ""
+    log = record.get("log", [])
+    series = {}
+    for key in ("loss", "eval_loss", "reward"):
+        points = [(e["step"], e[key], None) for e in log if key in e and "step" in e]
+        if points:
+            series[key] = points
+    chart = charts.line_chart("training log", series, "step", "value") if series else ""
+    facts = [[k, record[k]] for k in ("stage", "model", "steps", "train_samples", "validation_samples", "train_loss", "best_validation_loss", "seconds") if k in record]
+    if "truncation" in record:
+        facts.append(["truncated samples", record["truncation"]["truncated"]])
+    return _section("training", "Training", chart + _table(["", ""], facts))
+
+
+def _scores(out: Path, manifest: dict) -> str:
+    rows, series = [], {}
+    for s in eval_stages(manifest):
+        cfg = s["config"]
+        p, budget = cfg["sampling"], {k: v for k, v in cfg["budget"].items() if v}
+        for bench, sc in s["scores"].items():
+            rows.append([s["name"], bench, f"{sc['n_problems']} x {sc['n_samples'] // max(sc['n_problems'], 1)}", _ci(sc),
+                         " ".join(f"{k}:{v:.3f}" for k, v in sc["maj@k"].items()), " ".join(f"{k}:{v:.3f}" for k, v in sc["pass@k"].items()),
+                         f"{sc['avg_thinking_tokens']:.0f} / {sc['avg_answer_tokens']:.0f}",
+                         f"T={p['temperature']} top_p={p['top_p']} max_tokens={p['max_tokens']} seed={p['seed']}", budget or "off"])
+            model = s["name"].split("/")[2]
+            series.setdefault(f"{model} {bench}", []).append((max(sc["avg_thinking_tokens"], 1), sc["accuracy"], tuple(sc["ci95"])))
+    if not rows:
+        return ""
+    table = _table(["run", "benchmark", "problems x n", "accuracy [95% CI]", "maj@k", "pass@k", "thinking / answer tokens", "sampling", "budget forcing"], rows)
+    chart = charts.line_chart("accuracy vs thinking tokens, per eval run", series, "average thinking tokens (log2)", "accuracy", log_x=True, y_range=(0, 1))
+    return _section("scores", "Scores", table + chart)
+
+
+def _scaling(out: Path) -> str:
+    parts = []
+    for curve_file in sorted((out / "scale").glob("*/curve.json")):
+        curve = json.loads(curve_file.read_text())
+        series: dict[str, list] = {}
+        rows = []
+        for p in curve["points"]:
+            series.setdefault(p["benchmark"], []).append((max(p["avg_thinking_tokens"], 1), p["accuracy"], tuple(p["ci95"])))
+            rows.append([p["point"], p["benchmark"], f"{p['avg_thinking_tokens']:.0f}", _ci(p), " ".join(f"{k}:{v:.3f}" for k, v in p["maj@k"].items()), f"{p['control']:.2f}"])
+        label = curve_file.parent.name
+        parts.append(charts.line_chart(f"{label}: accuracy vs thinking tokens", series, "average thinking tokens (log2)", "accuracy", log_x=True, y_range=(0, 1))
+                     + _table(["point", "benchmark", "thinking tokens", "accuracy [95% CI]", "maj@k", "control"], rows))
+    return _section("scaling", "Test-time scaling", "".join(parts)) if parts else ""
+
+
+def _transparency(out: Path) -> str:
+    score = _json(out / "transparency.json")
+    if not score:
+        return ""
+    dims = ", ".join(f"{d} {score['by_dimension'][d]}/{score['maximum'][d]}" for d in score["maximum"])
+    rows = [[i["dimension"], i["question"], f"{i['earned']}/{i['points']}", i["status"], i["evidence"]] for i in score["items"]]
+    published = ", ".join(f"{k} {v['total']}" for k, v in score["published_scores"].items())
+    return _section("transparency", "Transparency", f'<p class="total">{score["total"]} / 100 ({escape(dims)})</p>'
+                    + _table(["dimension", "question", "points", "status", "evidence or what is missing"], rows, "items")
+                    + f'<p class="note">Checklist and published scores ({escape(published)}): {escape(score["source"])}.</p>')
+
+
+def _settings(manifest: dict) -> str:
+    parts = []
+    for s in manifest["stages"]:
+        text = yaml.safe_dump(s.get("config"), sort_keys=False) if s.get("config") else "(not run yet)"
+        command = " ".join(s.get("command", []))
+        timing = f", {s['seconds_spent'] / 60:.1f} min" if "seconds_spent" in s else ""
+        parts.append(f"<details><summary>{escape(s['name'])} ({escape(s.get('status', 'not run'))}{timing})</summary>"
+                     f"<p><code>{escape(command)}</code></p><pre>{escape(text)}</pre></details>")
+    m = manifest["machine"]
+    machine = f"{m.get('cpu', m.get('processor'))}, {m.get('logical_cpus')} CPUs, {m.get('memory_gib')} GiB, GPUs: {m.get('gpus') or 'none'}"
+    return _section("settings", "Stages and settings", f"<p>{escape(machine)}; handful {escape(manifest['handful']['handful'])}</p>" + "".join(parts))
+
+
+def _samples(out: Path, manifest: dict) -> tuple[str, list[dict]]:
+    from handful.config import EvalConfig
+    from handful.evaluation import load_problems
+    from handful.records import Generation, read_jsonl
+
+    data = []
+    for s in eval_stages(manifest):
+        problems = {}
+        run_file = out / s["name"] / "run.json"
+        if run_file.exists():
+            cfg = EvalConfig.model_validate(json.loads(run_file.read_text())["config"])
+            problems = {(name, p.id): p for name, ps in load_problems(cfg).items() for p in ps}
+        for g in read_jsonl(out / s["name"] / "samples.jsonl", Generation):
+            p = problems.get((g.benchmark, g.problem_id))
+            data.append({"run": s["name"], "benchmark": g.benchmark, "id": g.problem_id, "i": g.sample_index,
+                         "question": p.question if p else "", "gold": p.answer if p else "", "extracted": g.extracted, "correct": bool(g.correct),
+                         "outcome": g.outcome, "thinking": g.thinking, "answer": g.answer_text if g.thinking is not None else g.text,
+                         "thinking_tokens": g.thinking_tokens, "tokens": g.completion_tokens, "finish": g.finish_reason})
+    total = len(data)
+    shown = data[:MAX_SAMPLES]
+    note = f"<p class=\"note\">{total:,} samples; the first {MAX_SAMPLES:,} are here, all are in the runs' samples.jsonl.</p>" if total > MAX_SAMPLES else ""
+    controls = ('<div class="controls"><select id="f-run" data-testid="filter-run"><option value="">every run</option></select>'
+                '<select id="f-bench" data-testid="filter-benchmark"><option value="">every benchmark</option></select>'
+                '<select id="f-verdict" data-testid="filter-verdict"><option value="">correct and incorrect</option>'
+                '<option value="correct">correct</option><option value="incorrect">incorrect</option></select>'
+                '<input id="f-query" data-testid="search" type="search" placeholder="search questions and answers">'
+                '<span id="f-count" data-testid="count"></span></div><div id="samples" data-testid="samples"></div>')
+    return (_section("browser", "Samples", note + controls) if data else ""), shown
+
+
+def _embedded(data) -> str:
+    text = json.dumps(data, ensure_ascii=False)
+    for raw, safe in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, safe)
+    return text
+
+
+def render(out: str | Path) -> str:
+    out = Path(out)
+    manifest = _json(out / MANIFEST)
+    if manifest is None:
+        from handful.errors import ConfigError
+
+        raise ConfigError(f"{out}: no {MANIFEST}; `handful report` reads a directory written by `handful run`")
+    browser, samples = _samples(out, manifest)
+    sections = [_headline(comparisons(out, manifest)), _funnel(out), _traces(out), _training(out), _scores(out, manifest),
+                _scaling(out), _transparency(out), _settings(manifest), browser]
+    nav = "".join(f'<a href="#{ident}">{escape(name)}</a>' for ident, name in (
+        ("before-after", "before/after"), ("funnel", "funnel"), ("traces", "traces"), ("training", "training"), ("scores", "scores"),
+        ("scaling", "scaling"), ("transparency", "transparency"), ("settings", "settings"), ("browser", "samples"))
+        if f'id="{ident}"' in "".join(sections))
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(manifest['run'])}: handful report</title>
+<style>{(ASSETS / 'report.css').read_text()}</style></head>
+<body><header><h1>{escape(manifest['run'])}</h1><p>{escape(manifest.get('description') or '')}</p>
+<p class="note">handful {escape(manifest['handful']['handful'])}, written {when}</p><nav>{nav}</nav></header>
+<main>{''.join(sections)}</main>
+<script type="application/json" id="samples-data">{_embedded(samples)}</script>
+<script>{(ASSETS / 'report.js').read_text()}</script>
+</body></html>
+"""
+    return redact(page)
+
+
+def write(out: str | Path) -> Path:
+    out = Path(out)
+    path = out / REPORT
+    tmp = out / (REPORT + ".tmp")
+    tmp.write_text(render(out), encoding="utf-8")
+    tmp.replace(path)
+    return path

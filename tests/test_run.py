@@ -1,0 +1,262 @@
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from handful import manifest, report, transparency
+from handful.cli import app
+from handful.errors import ConfigError
+from handful.records import Generation, read_jsonl, write_jsonl
+from handful.run import RUN_RECIPES, describe, load_recipe, run_recipe
+
+SECRET = "sk-test-0123456789abcdef"
+
+
+def tiny_recipe(model: Path, **changes) -> dict:
+    recipe = {
+        "name": "tiny",
+        "description": "the whole recipe with a tiny model",
+        "model": str(model),
+        "curate": {
+            "pools": ["dyn:addition?digits=2&n=24&seed=1", "dyn:remainder?digits=2&n=24&seed=2"],
+            "target": 12,
+            "dedup": {"near": False},
+            "decontaminate": {"benchmarks": ["math500"]},
+            "difficulty": {"enabled": True, "policy": "s1", "references": [{"model": "@base", "sampling": {"max_tokens": 8}}]},
+            "select": {"method": "stratified"},
+        },
+        "distill": {"teacher": {"model": "@base", "engine": {"name": "program"}}},
+        "train": {"preset": "sft-cpu-small", "settings": {"max_steps": 3, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "report_to": ["none"]}},
+        "eval": {
+            "purpose": "fresh procedural problems of the trained skills, the same for every model",
+            "runs": {
+                "plain": {"benchmarks": ["dyn:addition?digits=2&n=4", "dyn:remainder?digits=2&n=4"], "sampling": {"max_tokens": 8}},
+                "budget": {"benchmarks": ["dyn:addition?digits=2&n=4"], "sampling": {"max_tokens": 8}, "budget": {"max_thinking_tokens": 4}},
+            },
+        },
+    }
+    for key, value in changes.items():
+        recipe[key] = value
+    return recipe
+
+
+def run(recipe: dict, out: Path, events: list | None = None) -> dict:
+    from handful.config import load_config
+    from handful.run import RunRecipe
+
+    text = yaml.safe_dump(recipe, sort_keys=False)
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(text)
+    return run_recipe(load_config(RunRecipe, path), text, out, on_stage=(lambda s, what: events.append((s.name, what))) if events is not None else None)
+
+
+def _git_dirty() -> bool:
+    return bool(manifest.source_revision().get("git_dirty"))
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_model, tmp_path_factory):
+    os.environ["HANDFUL_TEST_API_KEY"] = SECRET
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    recipe = tiny_recipe(tiny_model, description=f"pasted by mistake: {SECRET}")
+    result = run(recipe, out)
+    return out, recipe, result
+
+
+def test_every_stage_runs_in_one_directory_and_is_recorded(finished):
+    out, _, _ = finished
+    state = json.loads((out / "stages.json").read_text())
+    names = ["curate", "distill", "train", "eval/plain/base", "eval/plain/trained", "eval/budget/base", "eval/budget/trained"]
+    assert list(state["stages"]) == names and all(s["status"] == "done" for s in state["stages"].values())
+    for rel in ("curate/selected.jsonl", "curate/funnel.json", "distill/traces.jsonl", "distill/sft.jsonl", "train/model/model.safetensors",
+                "eval/plain/trained/scores.json", "REPRODUCE.md", "report.html", "transparency.json", "configs/train.yaml"):
+        assert (out / rel).exists(), rel
+    # before and after see the very same fresh problems, drawn once for the run
+    seeds = json.loads((out / "seeds.json").read_text())
+    assert set(seeds) == {"dyn:addition?digits=2&n=4", "dyn:remainder?digits=2&n=4"}
+    ids = [{g.problem_id for g in read_jsonl(out / "eval" / "plain" / m / "samples.jsonl", Generation)} for m in ("base", "trained")]
+    assert ids[0] == ids[1] and len(ids[0]) == 8
+
+
+def test_the_manifest_holds_versions_machine_models_prompts_and_hashes(finished):
+    out, _, _ = finished
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["handful"]["handful"] and m["packages"]["torch"] and m["packages"]["trl"]
+    assert m["machine"]["logical_cpus"] >= 1 and m["machine"]["memory_gib"] > 0
+    base = m["models"]["base"]
+    assert base["architecture"]["num_hidden_layers"] == 2 and base["parameters"] > 0 and base["weights"]["model.safetensors"]
+    trained = m["models"]["trained"]
+    assert trained["weights"]["model.safetensors"] == manifest.HashCache(out / ".unused")(out / "train" / "model" / "model.safetensors")
+    stored = json.loads((out / base["prompt_format"]["file"]).read_text())
+    assert "<|im_start|>" in stored["chat_template"] and stored["example_prompt"].endswith("<|im_start|>assistant\n")
+    selected = m["files"]["curate/selected.jsonl"]
+    assert selected["sha256"] == manifest.HashCache(out / ".unused")(out / "curate" / "selected.jsonl")
+    assert not any(rel.startswith(("train/checkpoints", "superseded")) for rel in m["files"])
+    assert [s["name"] for s in m["stages"]][:3] == ["curate", "distill", "train"]
+    assert all(s["seconds_spent"] >= 0 and s["command"] for s in m["stages"])
+    assert m["seeds"]["procedural_benchmarks"] and m["data"]["pools"]["dyn:addition?digits=2&n=24&seed=1"]["license"]
+
+
+def test_no_secret_reaches_any_file(finished):
+    out, _, _ = finished
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".yaml", ".md", ".html"):
+            assert SECRET not in path.read_text(errors="replace"), path
+    assert "HANDFUL_TEST_API_KEY" in (out / "manifest.json").read_text()  # says what was removed
+
+
+def test_the_run_scores_itself_on_the_checklist(finished):
+    out, _, result = finished
+    score = result["transparency"]
+    assert sum(i["points"] for i in score["items"]) == 100 and len(score["items"]) == 25
+    missing = {i["check"] for i in score["items"] if i["status"] == "missing"}
+    # The code that ran is a published revision only from a clean checkout (CI's fresh clone).
+    assert missing == ({"training_code", "evaluation_code"} if _git_dirty() else set()), [i for i in score["items"] if i["status"] == "missing"]
+    assert score["total"] == 100 - (8 if _git_dirty() else 0)
+    rl = next(i for i in score["items"] if i["check"] == "rl")
+    assert rl["status"] == "not applicable" and "no RL" in rl["evidence"]
+
+
+def test_a_rerun_skips_what_is_done_and_a_changed_stage_runs_again(finished, tmp_path):
+    out, recipe, _ = finished
+    copy = tmp_path / "tiny"
+    shutil.copytree(out, copy)
+    events: list = []
+    run(recipe, copy, events)
+    assert all(what == "unchanged, skipped" for _, what in events) and len(events) == 7
+    changed = json.loads(json.dumps(recipe))
+    changed["eval"]["runs"]["budget"]["budget"]["max_thinking_tokens"] = 6
+    events.clear()
+    run(changed, copy, events)
+    ran = [name for name, what in events if what in ("running",)]
+    assert ran == ["eval/budget/base", "eval/budget/trained"]
+    assert (copy / "superseded").exists() and any(p.name.startswith("eval-budget-base-") for p in (copy / "superseded").iterdir())
+    assert len(json.loads((copy / "stages.json").read_text())["invocations"]) == 3
+
+
+def test_transparency_names_what_a_thin_run_lacks(tiny_model, tmp_path):
+    recipe = {"name": "thin", "model": str(tiny_model),
+              "eval": {"purpose": "because", "models": ["@base"],
+                       "runs": {"only": {"benchmarks": ["dyn:addition?digits=1&n=3&seed=5"], "sampling": {"max_tokens": 4}}}}}
+    score = run(recipe, tmp_path / "thin")["transparency"]
+    by_check = {i["check"]: i for i in score["items"]}
+    assert by_check["ablations"]["status"] == "missing" and "one configuration" in by_check["ablations"]["evidence"]
+    assert by_check["benchmark_choice"]["status"] == "missing"
+    assert by_check["weights"]["status"] == "not applicable"
+    assert score["total"] < 100
+
+
+@pytest.mark.parametrize("name,accelerate,numbers", [
+    ("s1k-qwen2.5-32b", "fsdp", {"lr": 1e-5, "epochs": 5.0}),
+    ("limo-qwen2.5-32b", "deepspeed-zero3", {"lr": 5e-6, "epochs": 15.0}),
+    ("deepscaler-1.5b", "ddp", {"lr": 1e-6, "beta": 0.001}),
+])
+def test_gpu_recipes_resolve_in_a_dry_run(name, accelerate, numbers, tmp_path):
+    recipe, _ = load_recipe(name)
+    stages = {s["stage"]: s for s in describe(recipe, tmp_path)}
+    train = stages["train"]
+    assert all(train["config"][k] == v for k, v in numbers.items()), train["config"]
+    assert f"{accelerate}.yaml" in " ".join(train["command"]) and train["command"][-4:] == ["--config", str(tmp_path / "configs" / "train.yaml"), "--out", str(tmp_path / "train")]
+    assert stages["eval/" + next(iter(recipe.eval.runs)) + "/trained"]["config"]["model"].startswith(str(tmp_path / "train"))
+    assert not tmp_path.joinpath("stages.json").exists()  # a dry run writes nothing
+
+
+def test_every_shipped_recipe_loads_and_the_demo_has_all_stages():
+    names = sorted(p.stem for p in RUN_RECIPES.glob("*.yaml"))
+    assert names == ["deepscaler-1.5b", "demo-cpu", "limo-qwen2.5-32b", "s1k-qwen2.5-32b"]
+    demo, _ = load_recipe("demo-cpu")
+    assert demo.curate.difficulty.enabled and demo.distill.teacher.engine.name == "program" and demo.train.preset == "sft-cpu-small"
+    assert set(demo.eval.models) == {"@base", "@train"} and any(cfg.budget.active for cfg in demo.eval.runs.values())
+
+
+def test_a_recipe_reading_a_stage_it_does_not_run_is_refused(tiny_model, tmp_path):
+    with pytest.raises(ConfigError, match="stage train reads from distill"):
+        run({"name": "broken", "model": str(tiny_model), "train": {"preset": "sft-cpu-small"}}, tmp_path / "broken")
+
+
+def test_cli_dry_run_transparency_and_report(finished, tmp_path):
+    out, _, _ = finished
+    runner = CliRunner()
+    dry = runner.invoke(app, ["run", "demo-cpu", "--dry-run", "--out", str(tmp_path / "d")])
+    assert dry.exit_code == 0 and "handful train sft --config" in dry.output and "fresh seeds are drawn" in dry.output
+    scored = runner.invoke(app, ["transparency", str(out), "--json"])
+    assert scored.exit_code == 0 and json.loads(scored.output)["total"] >= 92
+    written = runner.invoke(app, ["report", str(out)])
+    assert written.exit_code == 0 and "report.html" in written.output
+    bad = runner.invoke(app, ["transparency", str(tmp_path)])
+    assert bad.exit_code == 1 and "manifest.json" in bad.output
+
+
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+@pytest.fixture(scope="module")
+def hostile_report(finished, tmp_path_factory):
+    """The finished run with one trace that tries to run script in the page."""
+    out = tmp_path_factory.mktemp("hostile") / "tiny"
+    shutil.copytree(finished[0], out)
+    path = out / "eval" / "plain" / "trained" / "samples.jsonl"
+    samples = read_jsonl(path, Generation)
+    samples[0] = samples[0].model_copy(update={"text": HOSTILE, "thinking": HOSTILE, "answer_text": "</script>" + HOSTILE, "correct": False})
+    write_jsonl(path, samples)
+    report.write(out)
+    return out / "report.html"
+
+
+def test_model_text_is_escaped_in_the_page_source(hostile_report):
+    page = hostile_report.read_text()
+    assert HOSTILE not in page and "<img src=x" not in page and page.count("<script") == 2  # the data block and the page's own script
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def test_report_in_a_real_browser(hostile_report):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    executable = _chromium()
+    if executable is None:
+        if os.environ.get("HANDFUL_REQUIRE_BROWSER"):
+            pytest.fail("no chromium on PATH, and HANDFUL_REQUIRE_BROWSER is set")
+        pytest.skip("no chromium on PATH (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda err: problems.append(str(err)))
+        page.route("**/*", lambda route: route.abort() if not route.request.url.startswith("file:") else route.continue_())  # offline
+        page.goto(hostile_report.as_uri())
+        assert problems == []
+        charts = page.locator("svg.chart")
+        assert charts.count() >= 4
+        for i in range(charts.count()):
+            box = charts.nth(i).bounding_box()
+            assert box and box["width"] > 100 and box["height"] > 100
+        assert page.locator("svg.chart rect.bar").count() > 0 and page.locator("svg.chart circle.point").count() > 0
+        count = page.get_by_test_id("count")
+        total = int(count.inner_text().split()[0])
+        assert total == page.get_by_test_id("sample").count() == 8 * 2 + 4 * 2
+        page.get_by_test_id("filter-verdict").select_option("incorrect")
+        wrong = int(count.inner_text().split()[0])
+        assert 1 <= wrong <= total and all("incorrect" in t for t in page.get_by_test_id("sample").all_inner_texts())
+        page.get_by_test_id("filter-verdict").select_option("")
+        page.get_by_test_id("filter-run").select_option("eval/budget/base")
+        assert int(count.inner_text().split()[0]) == 4
+        page.get_by_test_id("filter-run").select_option("")
+        page.get_by_test_id("search").fill("__pwned")
+        assert int(count.inner_text().split()[0]) == 1
+        card = page.get_by_test_id("sample").first
+        assert "<script>window.__pwned = 1</script>" in card.inner_text()  # shown as text
+        assert not card.locator("details.thinking").get_attribute("open") is not None  # folded
+        assert page.evaluate("window.__pwned") is None and page.locator("main img").count() == 0
+        page.screenshot(path=str(hostile_report.parent / "report.png"), full_page=False)
+        browser.close()
