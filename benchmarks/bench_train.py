@@ -1,0 +1,126 @@
+"""SFT throughput and peak memory of SmolLM2-135M on this CPU: `handful train sft` at sequence
+lengths 256 and 512, full fine-tuning against LoRA, padding against packing, next to a plain
+TRL `SFTTrainer` with its default settings on the same data — in one run.
+
+    python benchmarks/bench_train.py              # every configuration, 6 steps each
+    python benchmarks/bench_train.py --steps 10 --only lora
+
+Each configuration trains in a fresh process (so its peak RSS is its own) on the same
+fine-tuning set: program-teacher traces for 3-digit additions (short) and 6-digit
+subtractions (long), so lengths vary as in real trace sets and padding has a cost.
+
+Reported: training tokens per second (the tokens TRL counts as seen, `num_tokens`, over the
+train runtime; padding excluded), seconds per optimizer step, and peak RSS. The first step is
+included: a user's run pays for it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BATCH = 4
+
+
+def make_data(folder: Path) -> Path:
+    from handful.distill import DistillConfig, distill
+
+    rows = []
+    for spec in ("dyn:addition?digits=3&n=48&seed=1", "dyn:subtraction?digits=6&n=48&seed=2"):
+        out = folder / spec.split(":")[1].split("?")[0]
+        distill(DistillConfig(problems=spec, teacher={"model": "smollm2-135m", "engine": {"name": "program"}}), out)
+        rows += [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
+    rows = [rows[i // 2] if i % 2 == 0 else rows[48 + i // 2] for i in range(96)]  # interleaved: every batch mixes lengths
+    path = folder / "sft.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def one(config: dict) -> dict:
+    """Runs in its own process."""
+    data, out, steps = config["data"], Path(config["out"]), config["steps"]
+    started = time.perf_counter()
+    if config["name"] == "trl-default":
+        from datasets import load_dataset
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from trl import SFTConfig, SFTTrainer
+
+        from handful.models import resolve
+
+        path = resolve("smollm2-135m").path
+        # TRL's defaults, but for the step count, no trackers, and the CPU (its default bf16
+        # needs a GPU) -- the way a first-time user would write it.
+        args = SFTConfig(output_dir=str(out), max_steps=steps, report_to="none", use_cpu=True, bf16=False, logging_steps=1, save_strategy="no")
+        trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path), args=args,
+                             train_dataset=load_dataset("json", data_files=data, split="train").remove_columns(["problem_id"]),
+                             processing_class=AutoTokenizer.from_pretrained(path))
+        result = trainer.train()
+        log, batch, runtime = trainer.state.log_history, args.per_device_train_batch_size, result.metrics["train_runtime"]
+        settings = {"batch_size": batch, "max_length": args.max_length, "packing": args.packing, "loss": "every token (messages)"}
+    else:
+        from handful.training.config import SFTRecipe
+        from handful.training.sft import train_sft
+
+        recipe = SFTRecipe(model="smollm2-135m", data=data, max_steps=steps, batch_size=BATCH, lr=2e-4, warmup=0, val_fraction=0,
+                           max_seq_len=config["seq"], packing=config["packing"], lora={"enabled": config["lora"], "merge": False},
+                           report_to=["none"], save_steps=10_000, logging_steps=1, bf16=False)
+        summary = train_sft(recipe, out)
+        log, batch = summary["log"], BATCH
+        runtime = next(e["train_runtime"] for e in log if "train_runtime" in e)
+        settings = {"batch_size": batch, "max_length": config["seq"], "packing": config["packing"], "loss": "response only",
+                    "truncated": summary["truncation"]["truncated"]}
+    tokens = max(e.get("num_tokens", 0) for e in log)
+    return {"name": config["name"], "tokens": tokens, "runtime_s": round(runtime, 1), "tokens_per_s": round(tokens / runtime, 1),
+            "s_per_step": round(runtime / steps, 2), "wall_s": round(time.perf_counter() - started, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), **settings}
+
+
+def configurations(data: str, folder: Path, steps: int) -> list[dict]:
+    found = []
+    for seq in (256, 512):
+        for lora in (False, True):
+            for packing in (False, True):
+                name = f"handful seq{seq} {'lora' if lora else 'full'} {'packing' if packing else 'padding'}"
+                found.append({"name": name, "seq": seq, "lora": lora, "packing": packing})
+    found.append({"name": "trl-default"})
+    for i, c in enumerate(found):
+        c.update(data=data, out=str(folder / f"run-{i}"), steps=steps)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--only", default=None, help="run configurations whose name contains this")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print("RESULT " + json.dumps(one(json.loads(args.one))), flush=True)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    data = str(make_data(folder))
+    results = []
+    for config in configurations(data, folder, args.steps):
+        if args.only and args.only not in config["name"]:
+            continue
+        done = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True)
+        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(f"{config['name']}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+            continue
+        result = json.loads(line[len("RESULT "):])
+        results.append(result)
+        print(f"{result['name']:36s} {result['tokens_per_s']:7.1f} tok/s  {result['s_per_step']:6.2f} s/step  {result['peak_rss_mib']:6d} MiB peak  "
+              f"(batch {result['batch_size']}, max_length {result['max_length']}, packing {result['packing']}, {result['loss']})", flush=True)
+    print(json.dumps({"machine": platform.platform(), "steps": args.steps, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
