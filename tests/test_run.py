@@ -7,7 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from handful import manifest, report, transparency
+from handful import manifest, report
 from handful.cli import app
 from handful.errors import ConfigError
 from handful.records import Generation, read_jsonl, write_jsonl

@@ -35,7 +35,8 @@ def _y_axis(low: float, high: float, label: str, y) -> list[str]:
     return parts
 
 
-def bar_chart(title: str, bars: list[tuple[str, float, tuple[float, float] | None]], y_label: str, top: float | None = None) -> str:
+def bar_chart(title: str, bars: list[tuple[str, float, tuple[float, float] | None]], y_label: str, top: float | None = None,
+              colors: list[str] | None = None) -> str:
     """Vertical bars with optional 95 % interval whiskers."""
     high = top if top is not None else max([v for _, v, _ in bars] + [hi for *_, ci in bars if ci for hi in ci[1:]] + [1e-9]) * 1.1
     y = lambda v: HEIGHT - BOTTOM - (HEIGHT - BOTTOM - TOP) * (v / high if high else 0)  # noqa: E731
@@ -44,7 +45,7 @@ def bar_chart(title: str, bars: list[tuple[str, float, tuple[float, float] | Non
     for i, (label, value, ci) in enumerate(bars):
         x = LEFT + i * slot + slot * 0.15
         body.append(f'<rect class="bar" x="{x:.1f}" y="{y(value):.1f}" width="{slot * 0.7:.1f}" height="{max(y(0) - y(value), 0.5):.1f}" '
-                    f'fill="{COLORS[i % len(COLORS)]}"><title>{escape(label)}: {value:.3g}</title></rect>')
+                    f'fill="{(colors or COLORS)[i % len(colors or COLORS)]}"><title>{escape(label)}: {value:.3g}</title></rect>')
         if ci:
             mid = x + slot * 0.35
             body.append(f'<path class="whisker" d="M{mid:.1f} {y(ci[0]):.1f}V{y(ci[1]):.1f}M{mid - 5:.1f} {y(ci[0]):.1f}h10M{mid - 5:.1f} {y(ci[1]):.1f}h10"/>')

@@ -500,12 +500,12 @@ def _print_comparisons(out: Path) -> None:
     from handful import report
 
     manifest = json.loads((out / "manifest.json").read_text())
-    table = Table("eval run", "benchmark", "before [95% CI]", "after [95% CI]", "difference [95% CI]", "intervals apart")
     for c in report.comparisons(out, manifest):
-        table.add_row(c["run"], c["benchmark"], f"{c['against']} {report._ci(c['baseline'])}", f"{c['model']} {report._ci(c['accuracy'])}",
-                      f"{c['difference']:+.3f} [{c['difference_ci95'][0]:+.3f}, {c['difference_ci95'][1]:+.3f}]", "yes" if c["separated"] else "no")
-    if table.row_count:
-        console.print(table)
+        b, a, d = c["baseline"], c["accuracy"], c["difference_ci95"]
+        console.print(
+            f"{c['run']:>8} {c['benchmark']:<28} {c['against']} {b['accuracy']:.3f} [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}] -> "
+            f"{c['model']} {a['accuracy']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]  difference {c['difference']:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}]"
+            + ("  (intervals apart)" if c["separated"] else ""), highlight=False, soft_wrap=True)
 
 
 def _run(recipe_name: str, out: Optional[Path], dry_run: bool, set_: Optional[list[str]]) -> Optional[Path]:

@@ -49,10 +49,19 @@ def eval_stages(manifest: dict) -> list[dict]:
 
 
 def comparisons(out: Path, manifest: dict) -> list[dict]:
-    """Within each eval run, every model against the first (e.g. trained vs base), per benchmark,
-    on the same problems: the difference and its 95 % interval."""
-    from handful.metrics import difference_ci, per_problem_accuracy
+    """Within each eval run, every model against the first (e.g. trained vs base), per benchmark
+    and, when the run holds several, over all its problems together; always on the same
+    problems: the difference and its 95 % interval."""
+    from handful.metrics import bootstrap_ci, difference_ci, per_problem_accuracy
     from handful.records import Generation, read_jsonl
+
+    def row(run, bench, model, against, mine: list[float], theirs: list[float]) -> dict:
+        ours = {"accuracy": sum(mine) / len(mine), "ci95": bootstrap_ci(mine)}
+        base = {"accuracy": sum(theirs) / len(theirs), "ci95": bootstrap_ci(theirs)}
+        gain, ci = difference_ci(mine, theirs)
+        return {"run": run, "benchmark": bench, "model": model, "against": against, "accuracy": ours, "baseline": base,
+                "difference": gain, "difference_ci95": ci, "problems": len(mine),
+                "separated": ours["ci95"][0] > base["ci95"][1] or ours["ci95"][1] < base["ci95"][0]}
 
     groups: dict[str, list[dict]] = {}
     for s in eval_stages(manifest):
@@ -65,13 +74,16 @@ def comparisons(out: Path, manifest: dict) -> list[dict]:
         base_samples = read_jsonl(out / first["name"] / "samples.jsonl", Generation)
         for other in stages[1:]:
             samples = read_jsonl(out / other["name"] / "samples.jsonl", Generation)
+            pooled: tuple[list[float], list[float]] = ([], [])
             for bench, s in other["scores"].items():
                 n = s["n_samples"] // max(s["n_problems"], 1)
-                gain, ci = difference_ci(per_problem_accuracy([g for g in samples if g.benchmark == bench], n),
-                                         per_problem_accuracy([g for g in base_samples if g.benchmark == bench], n))
-                found.append({"run": run, "benchmark": bench, "model": other["name"].split("/")[2], "against": first["name"].split("/")[2],
-                              "accuracy": s, "baseline": first["scores"][bench], "difference": gain, "difference_ci95": ci,
-                              "separated": s["ci95"][0] > first["scores"][bench]["ci95"][1] or s["ci95"][1] < first["scores"][bench]["ci95"][0]})
+                mine = per_problem_accuracy([g for g in samples if g.benchmark == bench], n)
+                theirs = per_problem_accuracy([g for g in base_samples if g.benchmark == bench], n)
+                found.append(row(run, bench, other["name"].split("/")[2], first["name"].split("/")[2], mine, theirs))
+                pooled[0].extend(mine)
+                pooled[1].extend(theirs)
+            if len(other["scores"]) > 1:
+                found.append(row(run, "all of them", other["name"].split("/")[2], first["name"].split("/")[2], *pooled))
     return found
 
 
@@ -81,11 +93,17 @@ def _headline(found: list[dict]) -> str:
     rows = [[c["run"], c["benchmark"], f"{c['against']} {_ci(c['baseline'])}", f"{c['model']} {_ci(c['accuracy'])}",
              f"{c['difference']:+.3f} [{c['difference_ci95'][0]:+.3f}, {c['difference_ci95'][1]:+.3f}]",
              "yes" if c["separated"] else "no"] for c in found]
-    bars = []
+    # One pair of bars per eval run: over all its problems where it has several benchmarks.
+    pooled = {c["run"] for c in found if c["benchmark"] == "all of them"}
+    bars, colors = [], []
     for c in found:
-        bars += [(f"{c['run']} {c['against']}", c["baseline"]["accuracy"], tuple(c["baseline"]["ci95"])),
-                 (f"{c['run']} {c['model']}", c["accuracy"]["accuracy"], tuple(c["accuracy"]["ci95"]))]
-    chart = charts.bar_chart("accuracy before and after (95 % CI)", bars, "accuracy", top=1.0)
+        if c["run"] in pooled and c["benchmark"] != "all of them":
+            continue
+        label = c["run"] if c["run"] in pooled else f"{c['run']} {c['benchmark']}"
+        bars += [(f"{label}: {c['against']}", c["baseline"]["accuracy"], tuple(c["baseline"]["ci95"])),
+                 (f"{label}: {c['model']}", c["accuracy"]["accuracy"], tuple(c["accuracy"]["ci95"]))]
+        colors += ["#9e9e9e", "#1f77b4"]
+    chart = charts.bar_chart("accuracy before and after (95 % CI)", bars, "accuracy", top=1.0, colors=colors)
     return _section("before-after", "Before and after", chart + _table(
         ["eval run", "benchmark", "baseline [95% CI]", "compared [95% CI]", "difference [95% CI]", "intervals apart"], rows))
 
@@ -101,7 +119,8 @@ def _funnel(out: Path) -> str:
     domains: dict[str, int] = {}
     if selected.exists():
         for line in selected.read_text().splitlines():
-            domain = json.loads(line).get("metadata", {}).get("domain") or "unlabelled"
+            record = json.loads(line)
+            domain = record.get("metadata", {}).get("curation", {}).get("domain") or record.get("domain") or "unlabelled"
             domains[domain] = domains.get(domain, 0) + 1
     spread = _table(["domain", "selected"], sorted(domains.items())) if domains else ""
     return _section("funnel", "Curation funnel", charts.bar_chart("problems after each stage", bars, "problems")

@@ -373,7 +373,7 @@ def write_reproduce(out: Path, recipe: RunRecipe, state: dict, stages: list[Stag
         f"       {install}", "",
         "2. Rerun every stage. `seeds.json` holds the seeds drawn for the fresh benchmarks: copy it into the new",
         "   directory first to evaluate on the very same problems, or leave it out to draw new ones.", "",
-        f"       mkdir -p NEW && cp seeds.json NEW/ 2>/dev/null; handful run recipe.yaml --out NEW", "",
+        "       mkdir -p NEW && cp seeds.json NEW/ 2>/dev/null; handful run recipe.yaml --out NEW", "",
         "3. Or stage by stage, with the settings each stage used (`configs/`):", "",
     ]
     lines += [f"       {' '.join(state['stages'][s.name]['command'])}" for s in stages if s.name in state["stages"]]

@@ -128,15 +128,16 @@ def base_model(ev: Evidence) -> tuple[str, str]:
                  f"{base['parameters']:,} parameters, weights sha256 in manifest.models.base")
 
 
+def inference(ev: Evidence) -> list[tuple[str, dict]]:
+    """(stage name, eval settings) of every finished eval and scale stage."""
+    return [(s["name"], s["config"]["eval"] if s["kind"] == "scale" else s["config"]) for s in ev.done("eval") + ev.done("scale")]
+
+
 def search(ev: Evidence) -> tuple[str, str]:
-    runs = ev.done("eval") + ev.done("scale")
-    if not runs:
+    if not inference(ev):
         return NOT_APPLICABLE, "the run does no inference"
-    described = []
-    for s in runs:
-        cfg = s["config"]["eval"] if s["kind"] == "scale" else s["config"]
-        budget = {k: v for k, v in cfg["budget"].items() if v}
-        described.append(f"{s['name']}: n={cfg['n']}, temperature {cfg['sampling']['temperature']}, budget forcing {budget or 'off'}")
+    described = [f"{name}: n={cfg['n']}, temperature {cfg['sampling']['temperature']}, budget forcing {({k: v for k, v in cfg['budget'].items() if v}) or 'off'}"
+                 for name, cfg in inference(ev)]
     return MET, "no tree search; test-time compute is decoding, budget forcing and majority voting, each run's settings recorded: " + "; ".join(described)
 
 
@@ -277,15 +278,10 @@ def consistent(ev: Evidence) -> tuple[str, str]:
 
 
 def conditions(ev: Evidence) -> tuple[str, str]:
-    runs = ev.done("eval") + ev.done("scale")
-    if not runs:
+    if not inference(ev):
         return NOT_APPLICABLE, "the run evaluates nothing"
-    shown = []
-    for s in runs:
-        cfg = s["config"]["eval"] if s["kind"] == "scale" else s["config"]
-        p = cfg["sampling"]
-        shown.append(f"{s['name']}: temperature {p['temperature']}, top_p {p['top_p']}, max_tokens {p['max_tokens']}, seed {p['seed']}, n {cfg['n']}")
-    return MET, "; ".join(shown)
+    return MET, "; ".join(f"{name}: temperature {cfg['sampling']['temperature']}, top_p {cfg['sampling']['top_p']}, max_tokens "
+                          f"{cfg['sampling']['max_tokens']}, seed {cfg['sampling']['seed']}, n {cfg['n']}" for name, cfg in inference(ev))
 
 
 def post_training_data(ev: Evidence) -> tuple[str, str]:
