@@ -54,6 +54,6 @@ def server(smollm2_path, tmp_path_factory):
     from servers import LlamaServer
 
     folder, name = _gguf_source(MODELS["smollm2-135m"])
-    s = LlamaServer(folder / name, tmp_path_factory.mktemp("llama") / "server.log")
+    s = LlamaServer(folder / name, tmp_path_factory.mktemp("llama") / "server.log", exact=True)  # tests compare greedy texts
     yield s
     s.close()

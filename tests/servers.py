@@ -21,15 +21,17 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    def __init__(self, gguf: Path, log: Path, port: int | None = None):
+    def __init__(self, gguf: Path, log: Path, port: int | None = None, exact: bool = False):
         self.port = port or free_port()
         self.log = open(log, "ab")
-        # A batch of one token: llama.cpp reuses a cached prompt prefix and evaluates only the rest,
-        # and a batched evaluation rounds differently, so a retried request (its prompt already
-        # cached) could decode greedily to other text. One token at a time rounds the same way always.
+        # exact: a batch of one token. llama.cpp reuses a cached prompt prefix and evaluates only
+        # the rest, and a batched evaluation rounds differently, so a retried request (its prompt
+        # already cached) could decode greedily to other text; one token at a time rounds the same
+        # way always, at the price of a slower prompt.
+        batch = ["--n_batch", "1", "--n_ubatch", "1"] if exact else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(self.port),
-             "--n_ctx", "4096", "--model_alias", "smollm2-135m", "--n_batch", "1", "--n_ubatch", "1"],
+             "--n_ctx", "4096", "--model_alias", "smollm2-135m", *batch],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}/v1"

@@ -260,3 +260,38 @@ def test_report_in_a_real_browser(hostile_report):
         assert page.evaluate("window.__pwned") is None and page.locator("main img").count() == 0
         page.screenshot(path=str(hostile_report.parent / "report.png"), full_page=False)
         browser.close()
+
+
+def test_ctrl_c_then_rerun_resumes_where_it_stopped(tiny_model, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    recipe = tiny_recipe(tiny_model)
+    # enough samples, one at a time, that the signal lands while work remains
+    recipe["eval"]["runs"]["plain"].update(benchmarks=["dyn:addition?digits=2&n=30", "dyn:remainder?digits=2&n=30"], engine={"batch_size": 1})
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "handful", "run", str(path), "--out", str(out)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    samples = out / "eval" / "plain" / "base" / "samples.jsonl"
+    deadline = time.monotonic() + 300
+    while not (samples.exists() and samples.read_text().count("\n") >= 2) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    output = first.communicate(timeout=120)[0]
+    assert first.returncode == 130, output
+    state = json.loads((out / "stages.json").read_text())["stages"]
+    assert state["train"]["status"] == "done" and state["eval/plain/base"]["status"] == "started"
+    kept = samples.read_text().count("\n")
+    assert 2 <= kept < 60
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    for name in ("curate", "distill", "train"):
+        assert f"{name}: unchanged, skipped" in second.stdout
+    assert "eval/plain/base: resuming" in second.stdout
+    state = json.loads((out / "stages.json").read_text())["stages"]
+    assert all(s["status"] == "done" for s in state.values())
+    assert len(read_jsonl(samples, Generation)) == 60  # the kept samples were not made again
