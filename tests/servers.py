@@ -123,3 +123,12 @@ class FaultProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def default_sigint() -> None:
+    """A `preexec_fn` for a child the test will Ctrl-C: a shell that starts a job in the
+    background (`cmd &`) makes it ignore SIGINT, and its children inherit that, so Python would
+    never raise KeyboardInterrupt. Restore what a terminal gives a program."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

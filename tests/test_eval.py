@@ -12,9 +12,12 @@ from handful.errors import ConfigError
 from handful.evaluation import evaluate
 from handful.records import Generation, read_jsonl
 
+from servers import default_sigint
+
 
 def cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "handful", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen([sys.executable, "-m", "handful", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint, **kw)
 
 
 def start_and_wait(tiny_model, out, limit, samples_before):

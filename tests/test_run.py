@@ -13,6 +13,8 @@ from handful.errors import ConfigError
 from handful.records import Generation, read_jsonl, write_jsonl
 from handful.run import RUN_RECIPES, describe, load_recipe, run_recipe
 
+from servers import default_sigint
+
 SECRET = "sk-test-0123456789abcdef"
 
 
@@ -275,7 +277,7 @@ def test_ctrl_c_then_rerun_resumes_where_it_stopped(tiny_model, tmp_path):
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     out = tmp_path / "run"
     command = [sys.executable, "-m", "handful", "run", str(path), "--out", str(out)]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
     samples = out / "eval" / "plain" / "base" / "samples.jsonl"
     deadline = time.monotonic() + 300
     while not (samples.exists() and samples.read_text().count("\n") >= 2) and time.monotonic() < deadline and first.poll() is None:
