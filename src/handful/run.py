@@ -25,7 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -96,7 +96,6 @@ class Stage:
     kind: str
     config: Any  # the pydantic settings, placeholders unresolved
     needs: list[str]
-    command: list[str] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -390,6 +389,6 @@ def describe(recipe: RunRecipe, out: str | Path) -> list[dict]:
     stage_keys = keys(stages)
     return [
         {"stage": s.name, "key": stage_keys[s.name][:12], "reads": s.needs, "config": resolved(s.config, values).model_dump(mode="json"),
-         "command": command(out, s, recipe), "unseeded": [b for b in unseeded(recipe) if s.kind in ("eval", "scale")]}
+         "command": command(out, s, recipe)}
         for s in stages
     ]
