@@ -297,3 +297,16 @@ def test_ctrl_c_then_rerun_resumes_where_it_stopped(tiny_model, tmp_path):
     state = json.loads((out / "stages.json").read_text())["stages"]
     assert all(s["status"] == "done" for s in state.values())
     assert len(read_jsonl(samples, Generation)) == 60  # the kept samples were not made again
+
+
+def test_bad_recipes_name_what_is_wrong(tmp_path):
+    with pytest.raises(ConfigError, match="run recipe 'no-such'.*shipped: deepscaler-1.5b, demo-cpu"):
+        load_recipe("no-such")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", "eval": {"purpose": "p", "models": ["@nope"], "runs": {"r": {"benchmarks": ["gsm8k"]}}}}))
+    recipe, _ = load_recipe(path)
+    with pytest.raises(ConfigError, match="@nope: no such placeholder here; known: @base, @curate, @distill"):
+        describe(recipe, tmp_path / "out")
+    path.write_text(yaml.safe_dump({"name": "bad", "train": {"kind": "ppo"}}))
+    with pytest.raises(ConfigError, match=r"bad.yaml: train.kind: Input should be 'sft' or 'grpo'"):
+        load_recipe(path)
