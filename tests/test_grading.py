@@ -1,10 +1,13 @@
 import json
 import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
-from handful.grading import Grader, GradeRequest, check, check_with_deadline
+from handful.grading import Grader, GradeRequest, _under_deadline, check, check_with_deadline
 
 # (gold, prediction, answer_format, correct); most come from math-verify's issue list.
 CASES = [
@@ -14,7 +17,12 @@ CASES = [
     ("3x-y+13=0", "\\boxed{3x+4y+14=0}", "math", False),  # equations must not collapse to 0 = 0 (#60)
     ("3x-y+13=0", "\\boxed{6x-2y+26=0}", "math", True),
     ("f(x) = 0", "\\boxed{f(x) = 1}", "math", False),  # (#64)
-    ("\\frac{9}{7}", "the result is \\dfrac{9}{7}. The answer is $\\dfrac{9}{7}$", "math", True),  # \dfrac unboxed (#70)
+    (
+        "\\frac{9}{7}",
+        "the result is \\dfrac{9}{7}. The answer is $\\dfrac{9}{7}$",
+        "math",
+        True,
+    ),  # \dfrac unboxed (#70)
     ("73", "Thus ... is **73**.\n\n---\n\nFinal Answer: **73**", "math", True),  # bold (#76)
     ("73", "the number of residents is **73**.", "integer", True),
     ("1-\\frac1{e}", "\\boxed{1+\\frac1{e}}", "math", False),  # sign must matter (PR #82)
@@ -32,7 +40,12 @@ CASES = [
     ("[2,5)", "\\boxed{[2,5)}", "math", True),
     ("[2,5)", "\\boxed{(2,5)}", "math", False),
     ("\\frac{1}{2}", "\\fbox{0.5}", "math", True),
-    ("5", "<think>Maybe \\boxed{4}?</think>The answer is \\boxed{5}. \\boxed{}", "math", True),  # after thinking, trailing empty box
+    (
+        "5",
+        "<think>Maybe \\boxed{4}?</think>The answer is \\boxed{5}. \\boxed{}",
+        "math",
+        True,
+    ),  # after thinking, trailing empty box
     ("4", "<think>Maybe \\boxed{4}?</think>The answer is \\boxed{5}.", "math", False),
     ("4", "<think>so it is \\boxed{4}", "math", True),  # never closed thinking: fall back to it
     ("18", "She makes 9 * 2 = 18 dollars a day.", "integer", True),  # last number, numeric gold only
@@ -67,8 +80,12 @@ def test_outcomes_are_explicit():
 
 @pytest.mark.parametrize("fmt", ["math", "integer", "choice"])
 def test_long_runs_of_blanks_do_not_backtrack_forever(fmt):
-    texts = ["final answer" + " " * 20000, "answer" + " " * 20000 + "!", "the answer is" + " \n" * 10000,
-             "\\boxed{1}" + " " * 20000 + "\\boxed{2}"]
+    texts = [
+        "final answer" + " " * 20000,
+        "answer" + " " * 20000 + "!",
+        "the answer is" + " \n" * 10000,
+        "\\boxed{1}" + " " * 20000 + "\\boxed{2}",
+    ]
     with Grader(workers=1, timeout=3) as grader:
         results = grader.grade([GradeRequest(t, "2" if fmt != "choice" else "B", fmt) for t in texts])
     assert "timeout" not in [r.outcome for r in results]
@@ -117,10 +134,70 @@ def test_a_worker_deaf_to_signals_is_killed_and_replaced():
     assert results[1].outcome == "correct"  # the pool recovered after killing the worker
 
 
-def test_interval_timer_stops_slow_python_work():
-    slow = GradeRequest("\\boxed{" + "+".join(f"x_{{{i}}}^{{{i}}}" for i in range(400)) + "}", "1")
-    result = check_with_deadline(slow, 0.05)
-    assert result.outcome in ("timeout", "incorrect")
+# Four seconds of pure-Python parsing: far past the deadlines below, and interruptible.
+SLOW = GradeRequest("\\boxed{" + "+".join(f"x_{{{i}}}^{{{i}}}" for i in range(100)) + "}", "1")
+# Pairs that only a real parse settles (the strings differ), unlike \\boxed{5} against 5.
+NEEDS_PARSE = [GradeRequest("\\boxed{\\frac{1}{2}}", "0.5"), GradeRequest("\\boxed{x+1}", "1+x")]
+
+
+def test_interval_timer_stops_slow_python_work_and_grading_goes_on():
+    started = time.monotonic()
+    with Grader(workers=0, timeout=0.2) as grader:
+        assert grader.grade([SLOW])[0].outcome == "timeout"
+        assert time.monotonic() - started < 2.5  # the timer fired; the parse did not just finish
+        grader.timeout = 10
+        assert [g.outcome for g in grader.grade(NEEDS_PARSE)] == ["correct", "correct"]
+
+
+def test_a_worker_grades_on_after_a_timeout():
+    with Grader(workers=1, timeout=0.5) as grader:
+        results = grader.grade([SLOW, *NEEDS_PARSE])  # one batch: the same worker process throughout
+    assert [r.outcome for r in results] == ["timeout", "correct", "correct"]
+
+
+COLD = """
+import sys
+from handful.grading import Grader, GradeRequest
+assert "math_verify" not in sys.modules and "sympy" not in sys.modules
+slow = GradeRequest("\\\\boxed{" + "+".join(f"x_{{{i}}}^{{{i}}}" for i in range(100)) + "}", "1")
+pairs = [GradeRequest("\\\\boxed{\\\\frac{1}{2}}", "0.5"), GradeRequest("\\\\boxed{x+1}", "1+x")]
+with Grader(workers=int(sys.argv[1]), timeout=0.2) as grader:
+    first = grader.grade([slow])[0].outcome
+    grader.timeout = 10
+    print(first, *[g.outcome for g in grader.grade(pairs)])
+"""
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_the_first_check_of_a_process_times_out_without_breaking_the_next(workers):
+    # A fresh process: math-verify is not imported yet, and importing it takes longer than
+    # this deadline. Inside the deadline, the import was cut half-way and every later
+    # parse failed (`unparseable_gold`).
+    done = subprocess.run(
+        [sys.executable, "-c", COLD, str(workers)], check=False, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["timeout", "correct", "correct"], done.stdout
+
+
+def test_a_deadline_waits_for_an_import_to_finish(tmp_path, monkeypatch):
+    # A deadline that lands inside an import (sympy imports lazily mid-check) must not leave
+    # the module half-run in sys.modules.
+    (tmp_path / "handful_slow_module.py").write_text(
+        "import time\nstart = time.monotonic()\nwhile time.monotonic() - start < 0.5:\n    pass\nDONE = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "handful_slow_module", raising=False)
+
+    def import_then_spin(request):
+        import handful_slow_module  # noqa: F401
+
+        while True:
+            pass
+
+    assert _under_deadline(import_then_spin, GradeRequest("\\boxed{1}", "1"), 0.05).outcome == "timeout"
+    assert sys.modules["handful_slow_module"].DONE
+    monkeypatch.delitem(sys.modules, "handful_slow_module")
 
 
 def test_grading_from_threads():

@@ -15,6 +15,14 @@ that holds the GIL without checking signals (gmpy2 or flint arithmetic under sym
 sees it. So every check runs in a worker process under its own interval timer, and the
 pool kills a worker still busy a grace period past the deadline. That works from any
 thread of the caller, and spreads many answers over the cores.
+
+A deadline must never land inside an import: Python leaves a half-run package in
+`sys.modules` (sympy without `sympy.assumptions`), every later import of it "succeeds",
+and math-verify, which swallows the resulting errors, returns nothing parsed for every
+answer after that, so each check reads `unparseable_gold`. So math-verify is imported
+before the timer is armed (its import also costs a second or more, which is no part of any
+one check), and a deadline that falls inside a lazy import sympy makes mid-check is
+postponed until that import has finished.
 """
 
 from __future__ import annotations
@@ -84,8 +92,16 @@ def _as_int(s: str) -> int | None:
     return None
 
 
+def _math_verify():
+    """math-verify, imported outside any deadline. Only sys.modules caches it: an import that
+    raised is not kept, so the next call tries again."""
+    import math_verify
+
+    return math_verify
+
+
 def _parse(s: str):
-    from math_verify import parse
+    parse = _math_verify().parse
 
     # A closing full stop and TeX's thin negative space (`29,\\!322`) are typesetting, not value.
     s = s.strip().rstrip(".").replace("\\!", "")
@@ -113,7 +129,7 @@ def _canonical(parsed, text: str) -> str:
 
 
 def _check_math(gold: str, pred: str, integer: bool) -> tuple[str, bool, str]:
-    from math_verify import verify
+    verify = _math_verify().verify
 
     if integer:
         g, p = _as_int(gold), _as_int(pred)
@@ -136,7 +152,8 @@ def _extract(request: GradeRequest):
         request.pred,
         answer_format=request.answer_format,
         choices=list(request.choices) if request.choices else None,
-        last_number=not request.truncated and request.answer_format != "countdown"
+        last_number=not request.truncated
+        and request.answer_format != "countdown"
         and (request.answer_format == "integer" or is_plain_number(request.gold)),
         thinking_delimiters=request.thinking_delimiters,
     )
@@ -163,7 +180,26 @@ def _timed_out(request: GradeRequest) -> Grade:
     return Grade("timeout", False, _extract(request).answer, None, "timeout")
 
 
+_IMPORT_MACHINERY = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+_POSTPONE = 0.01
+
+
+def _importing(frame) -> bool:
+    """Whether the check is inside an import. Only the check's own frames count: a caller
+    that grades while its module is being imported must still get its deadlines."""
+    while frame is not None and frame.f_code is not _under_deadline.__code__:
+        if frame.f_code.co_filename in _IMPORT_MACHINERY:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise_deadline(signum, frame):
+    if _importing(frame):
+        # Raising here would leave the module half-run in sys.modules for good; try again
+        # just after the import.
+        signal.setitimer(signal.ITIMER_REAL, _POSTPONE)
+        return
     raise _Deadline()
 
 
@@ -173,7 +209,9 @@ def readable(request: GradeRequest) -> Grade:
     gold = request.gold.strip()
     if not gold:
         return Grade("unparseable_gold", False, None, None, "empty")
-    if request.answer_format in ("choice", "countdown") or (request.answer_format == "integer" and _as_int(gold) is not None):
+    if request.answer_format in ("choice", "countdown") or (
+        request.answer_format == "integer" and _as_int(gold) is not None
+    ):
         return Grade("correct", True, gold, gold, "format")
     values = _values(_parse(gold))
     return Grade("correct" if values else "unparseable_gold", bool(values), gold, _canonical(values, gold), "parse")
@@ -189,16 +227,20 @@ def readable_with_deadline(request: GradeRequest, timeout: float) -> Grade:
 
 
 def _under_deadline(fn, request: GradeRequest, timeout: float) -> Grade:
+    _math_verify()  # before the timer: see the module docstring
     previous = signal.signal(signal.SIGALRM, _raise_deadline)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        return fn(request)
+        # The alarm can land after fn returned, before the timer is stopped: the outer
+        # `except` catches that too, so a deadline never escapes as an exception.
+        try:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            return fn(request)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
     except _Deadline:
-        pass
+        return _timed_out(request)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    return _timed_out(request)
 
 
 def _check_batch(check_fn, requests: list[GradeRequest], timeout: float) -> list[Grade]:
@@ -220,8 +262,9 @@ class Grader:
 
     def _get_pool(self):
         if self._pool is None:
-            import math_verify  # noqa: F401  (imported once here, inherited by every forked worker)
             from pebble import ProcessPool
+
+            _math_verify()  # imported once here, inherited by every forked worker
 
             # fork, not spawn/forkserver: those re-import the caller's main module, which breaks
             # every script without an `if __name__ == "__main__"` guard. Workers touch no
@@ -246,7 +289,8 @@ class Grader:
         size = max(1, min(BATCH, -(-len(requests) // (self.workers * 4))))
         batches = [list(requests[i : i + size]) for i in range(0, len(requests), size)]
         futures = [
-            pool.submit(_check_batch, len(b) * self.timeout + KILL_GRACE, self.check_fn, b, self.timeout) for b in batches
+            pool.submit(_check_batch, len(b) * self.timeout + KILL_GRACE, self.check_fn, b, self.timeout)
+            for b in batches
         ]
         results = []
         for batch, future in zip(batches, futures):
@@ -281,7 +325,9 @@ class Grader:
         self.close()
 
 
-def grade_all(requests: Iterable[GradeRequest], workers: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> list[Grade]:
+def grade_all(
+    requests: Iterable[GradeRequest], workers: int | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> list[Grade]:
     with Grader(workers=workers, timeout=timeout) as grader:
         return grader.grade(list(requests))
 
@@ -303,7 +349,9 @@ def grade_file(input_path: str | Path, output_path: str | Path | None, workers: 
     if not pairs:
         raise RecordError(f"{input_path}: file is empty, expected one JSON object per line")
     requests = [
-        GradeRequest(p.pred, p.gold, p.format or ("choice" if p.choices else "math"), tuple(p.choices) if p.choices else None)
+        GradeRequest(
+            p.pred, p.gold, p.format or ("choice" if p.choices else "math"), tuple(p.choices) if p.choices else None
+        )
         for _, p in pairs
     ]
     with Progress(transient=True) as bar, Grader(workers=workers, timeout=timeout) as grader:
