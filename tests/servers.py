@@ -1,10 +1,12 @@
-"""Real servers for the tests: llama-cpp-python's OpenAI-compatible server on 127.0.0.1, and a
-fault-injecting proxy that stands in front of it."""
+"""Servers for the tests: llama-cpp-python's OpenAI-compatible server on 127.0.0.1, a
+fault-injecting proxy that stands in front of it, and a scripted `/v1/completions` whose
+answers the test chooses."""
 
 from __future__ import annotations
 
 import http.client
 import http.server
+import json
 import socket
 import subprocess
 import sys
@@ -23,16 +25,31 @@ def free_port() -> int:
 class LlamaServer:
     def __init__(self, gguf: Path, log: Path, port: int | None = None, exact: bool = False):
         self.port = port or free_port()
-        self.log = open(log, "ab")
+        self.log = open(log, "ab")  # noqa: SIM115 (held for the server's life, closed by close/crash)
         # exact: a batch of one token. llama.cpp reuses a cached prompt prefix and evaluates only
         # the rest, and a batched evaluation rounds differently, so a retried request (its prompt
         # already cached) could decode greedily to other text; one token at a time rounds the same
         # way always, at the price of a slower prompt.
         batch = ["--n_batch", "1", "--n_ubatch", "1"] if exact else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(self.port),
-             "--n_ctx", "4096", "--model_alias", "smollm2-135m", *batch],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(gguf),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--n_ctx",
+                "4096",
+                "--model_alias",
+                "smollm2-135m",
+                *batch,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}/v1"
         deadline = time.monotonic() + 120
@@ -77,7 +94,11 @@ class FaultProxy:
 
             def _reply(self, status: int, body: bytes, headers: dict | None = None):
                 self.send_response(status)
-                for k, v in {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}.items():
+                for k, v in {
+                    "Content-Type": "application/json",
+                    "Content-Length": str(len(body)),
+                    **(headers or {}),
+                }.items():
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(body)
@@ -119,6 +140,77 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ScriptedServer:
+    """`/v1/completions` on 127.0.0.1 that answers the k-th request with `script[k]`: a
+    (text, finish_reason) pair, a (text, finish_reason, completion_tokens) triple (then the
+    answer carries usage), or an int, an HTTP error status. Every request body is kept in
+    `requests`, so a test sees exactly what a client sent back each round; a real model could
+    not be steered into each branch of the continuation logic, and this can, in milliseconds.
+    A request past the end of the script gets a 400, which the client does not retry."""
+
+    def __init__(self, script: list):
+        self.script, self.requests = list(script), []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status: int, payload: dict):
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with server.lock:
+                    index = len(server.requests)
+                    server.requests.append(request)
+                    step = server.script[index] if index < len(server.script) else None
+                if step is None:
+                    return self._reply(
+                        400, {"error": {"message": f"request {index + 1} is past the end of the script"}}
+                    )
+                if isinstance(step, int):
+                    return self._reply(step, {"error": {"message": f"scripted {step}"}})
+                text, finish, *counted = step
+                answer = {
+                    "id": f"cmpl-{index}",
+                    "object": "text_completion",
+                    "created": 0,
+                    "model": request.get("model", ""),
+                    "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
+                }
+                if counted:
+                    answer["usage"] = {
+                        "prompt_tokens": 1,
+                        "completion_tokens": counted[0],
+                        "total_tokens": 1 + counted[0],
+                    }
+                self._reply(200, answer)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         self.server.shutdown()
