@@ -8,7 +8,16 @@ from handful.benchmarks import BENCHMARKS, benchmark_name, list_benchmarks, load
 from handful.errors import ConfigError, RecordError, UnknownNameError
 from handful.grading import GradeRequest, check
 
-COUNTS = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "gsm8k": 1319, "minerva": 272, "olympiadbench": 675, "math": 4500}
+COUNTS = {
+    "math500": 500,
+    "aime24": 30,
+    "aime25": 30,
+    "amc23": 40,
+    "gsm8k": 1319,
+    "minerva": 272,
+    "olympiadbench": 675,
+    "math": 4500,
+}
 
 
 def test_registry_counts():
@@ -53,13 +62,18 @@ def test_gpqa_is_never_shipped():
         load_benchmark("gpqa_diamond")
 
 
-def test_gpqa_from_a_user_file(shared_data):
-    problems = load_benchmark("gpqa_diamond", data=shared_data / "gpqa_diamond/test.jsonl")
-    assert len(problems) == 198
-    p = problems[0]
-    assert p.answer_format == "choice" and p.answer == "D" and len(p.choices) == 4
-    assert "\nD. " in p.question
-    assert any("\u2028" in q.question for q in problems)  # read by lines, not fooled by U+2028
+def test_gpqa_from_a_user_file(gpqa_like_file):
+    problems = load_benchmark("gpqa_diamond", data=gpqa_like_file)
+    assert [(p.id, p.answer, p.answer_format) for p in problems] == [
+        ("gpqa-0", "D", "choice"),
+        ("gpqa-1", "A", "choice"),
+        ("gpqa-2", "C", "choice"),
+    ]
+    first, _, third = problems
+    assert first.choices == ["5 m", "10 m", "40 m", "20 m"]
+    assert first.question.endswith("\n\nA. 5 m\nB. 10 m\nC. 40 m\nD. 20 m")
+    assert "\u2028How far" in first.question  # read by lines, not fooled by U+2028
+    assert third.choices == ["6", "12", "8", "4"] and "\nC. 8" in third.question  # options given as a string
 
 
 def test_unknown_name_lists_closest_first():
@@ -70,9 +84,14 @@ def test_unknown_name_lists_closest_first():
 
 def test_user_jsonl_with_mapping(tmp_path):
     f = tmp_path / "mine.jsonl"
-    f.write_text(json.dumps({"q": "1+1?", "a": 2, "key": "x1"}) + "\n" + json.dumps({"q": "2+2?", "a": 4, "key": "x2"}) + "\n")
+    f.write_text(
+        json.dumps({"q": "1+1?", "a": 2, "key": "x1"}) + "\n" + json.dumps({"q": "2+2?", "a": 4, "key": "x2"}) + "\n"
+    )
     problems = load_benchmark(f"jsonl:{f}?question=q&answer=a&id=key&format=integer")
-    assert [(p.id, p.answer, p.answer_format, p.source) for p in problems] == [("x1", "2", "integer", "mine"), ("x2", "4", "integer", "mine")]
+    assert [(p.id, p.answer, p.answer_format, p.source) for p in problems] == [
+        ("x1", "2", "integer", "mine"),
+        ("x2", "4", "integer", "mine"),
+    ]
     assert benchmark_name(f"jsonl:{f}?question=q&answer=a&name=tiny") == "tiny"
 
 
@@ -86,7 +105,12 @@ def test_user_jsonl_errors_name_file_line_and_field(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(RecordError, match="empty.jsonl: file is empty"):
         load_benchmark(f"jsonl:{tmp_path / 'empty.jsonl'}")
-    f.write_text(json.dumps({"question": "a", "answer": 1, "id": 1}) + "\n" + json.dumps({"question": "b", "answer": 1, "id": 1}) + "\n")
+    f.write_text(
+        json.dumps({"question": "a", "answer": 1, "id": 1})
+        + "\n"
+        + json.dumps({"question": "b", "answer": 1, "id": 1})
+        + "\n"
+    )
     with pytest.raises(RecordError, match="appears twice"):
         load_benchmark(f"jsonl:{f}")
 

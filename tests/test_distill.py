@@ -1,4 +1,5 @@
 import asyncio
+import gzip
 import json
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from handful.models import resolve
 from handful.prompts import render
 from handful.records import Generation, Problem, read_jsonl
 
-SKY = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "skythought_sky_t1_long_cot"
+# The first ten rows of each Sky-T1 output file (tests/data/SOURCE.md).
+SKY = Path(__file__).resolve().parent / "data" / "sky_t1"
 
 
 def test_the_program_teacher_makes_a_fine_tuning_set(tiny_model, tmp_path):
@@ -150,28 +152,43 @@ def test_distilling_through_a_server_survives_faults_and_a_crash(smollm2_path, t
         upstream.close()
 
 
-def test_sky_t1_traces_import_with_thinking_split_out_and_graded(tmp_path):
-    if not SKY.exists():
-        pytest.skip("the shared Sky-T1 traces are not on this machine")
-    files = sorted(SKY.glob("*/*.jsonl"))
+def test_sky_t1_traces_import_with_thinking_split_out_and_graded(smollm2_path, tmp_path):
+    files = []
+    for packed in sorted(SKY.glob("*/*.jsonl.gz")):
+        plain = tmp_path / "in" / packed.parent.name / packed.name.removesuffix(".gz")
+        plain.parent.mkdir(parents=True, exist_ok=True)
+        plain.write_bytes(gzip.decompress(packed.read_bytes()))
+        files.append(plain)
+    assert len(files) == 4
     out = tmp_path / "sky"
-    summaries = [import_traces(f, out / f.parent.name / f.stem, preset="skythought", name=f"{f.parent.name}-{f.stem}") for f in files]
+    summaries = [
+        import_traces(f, out / f.parent.name / f.stem, preset="skythought", name=f"{f.parent.name}-{f.stem}")
+        for f in files
+    ]
     rows = [json.loads(line) for f in files for line in f.read_text().splitlines()]
     traces = [g for f in files for g in read_jsonl(out / f.parent.name / f.stem / "traces.jsonl", Generation)]
-    assert len(traces) == len(rows) == 600
+    assert len(traces) == len(rows) == 40
     closed = sum("<|end_of_thought|>" in r["code"][0] for r in rows)
-    assert sum(g.thinking is not None and "<|end_of_thought|>" in g.text for g in traces) == closed == 247
+    assert sum(g.thinking is not None and "<|end_of_thought|>" in g.text for g in traces) == closed == 23
     for g in traces:
         if "<|end_of_thought|>" in g.text:
-            assert "<|begin_of_thought|>" not in g.thinking and "end_of_solution" not in g.answer_text and g.thinking_tokens > 0
+            assert (
+                "<|begin_of_thought|>" not in g.thinking
+                and "end_of_solution" not in g.answer_text
+                and g.thinking_tokens > 0
+            )
     # Our grading of their traces against their own labels (Qwen2.5-Math's grader).
     agree = sum(bool(g.correct) == bool(r["score"][0]) for g, r in zip(traces, rows)) / len(rows)
     assert agree >= 0.9, agree
     never = sum("<|begin_of_thought|>" in r["code"][0] and "<|end_of_thought|>" not in r["code"][0] for r in rows)
+    assert never == 12
     assert sum(s["never_closed_thinking"] * s["traces"] for s in summaries) == pytest.approx(never)
     row = json.loads((out / "Sky-T1-math-correct-5K-27B" / "math500" / "sft.jsonl").read_text().splitlines()[0])
     spec = resolve("smollm2-135m").spec
-    assert row["messages"][-1]["content"].startswith(spec.think_open) and "<|begin_of_thought|>" not in row["messages"][-1]["content"]
+    assert (
+        row["messages"][-1]["content"].startswith(spec.think_open)
+        and "<|begin_of_thought|>" not in row["messages"][-1]["content"]
+    )
 
 
 def test_sft_prompt_is_the_eval_prompt(tiny_model, tmp_path):

@@ -118,10 +118,16 @@ def test_ctrl_c_keeps_finished_samples_and_says_how_to_resume(tiny_model, tmp_pa
     assert len({g.key for g in read_jsonl(samples, Generation)}) == 40
 
 
-def test_multiple_choice_from_a_user_file(tiny_model, tmp_path, shared_data):
-    cfg = EvalConfig(model=str(tiny_model), benchmarks=["gpqa_diamond"], data=str(shared_data / "gpqa_diamond/test.jsonl"),
-                     limit=2, sampling={"max_tokens": 8})
+def test_multiple_choice_from_a_user_file(tiny_model, tmp_path, gpqa_like_file):
+    cfg = EvalConfig(
+        model=str(tiny_model),
+        benchmarks=["gpqa_diamond"],
+        data=str(gpqa_like_file),
+        limit=2,
+        sampling={"max_tokens": 8},
+    )
     scores = evaluate(cfg, tmp_path)
     samples = read_jsonl(tmp_path / "samples.jsonl", Generation)
     assert scores["benchmarks"]["gpqa_diamond"]["n_problems"] == 2
     assert all("within \\boxed{}" in g.prompt and "\nA. " in g.prompt for g in samples)
+    assert len(samples) == 2 and {g.problem_id for g in samples} <= {"gpqa-0", "gpqa-1", "gpqa-2"}
