@@ -7,29 +7,49 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from contextlib import contextmanager
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from handful import __version__
 from handful.errors import HandfulError
+from handful.files import os_error_message
+from handful.terminal import plain, visible
 
 app = typer.Typer(help="Curate, distill, train, scale and evaluate reasoning from a handful of examples.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
+# Markup is off: user and model text is printed as it is written; our own styles are Text objects.
+console = Console(markup=False, highlight=False)
+err_console = Console(stderr=True, markup=False, highlight=False)
 
 
-def _fail(error: HandfulError) -> None:
-    err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+def _fail(message: object) -> NoReturn:
+    err_console.print(Text("error: ", style="bold red") + plain(message), highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+@contextmanager
+def _guard(interrupted: str | None = None):
+    """The one place where what a user can fix becomes one line (never a traceback), and where
+    Ctrl-C says what was kept and how to resume."""
+    try:
+        yield
+    except HandfulError as e:
+        _fail(e)
+    except OSError as e:  # the file system: a full disk, a read-only folder, a directory where a file should be
+        _fail(os_error_message(e))
+    except KeyboardInterrupt:
+        err_console.print(plain(f"interrupted: {interrupted or 'nothing was running'}"), soft_wrap=True)
+        raise typer.Exit(130) from None
 
 
 @app.command()
 def version() -> None:
     """Print handful's version."""
-    console.print(__version__)
+    console.print(visible(__version__))
 
 
 @app.command()
@@ -40,16 +60,14 @@ def benchmarks(
     """List the registered benchmarks with their counts, sources and licenses."""
     from handful.benchmarks import list_benchmarks
 
-    try:
+    with _guard():
         infos = list_benchmarks(data)
-    except HandfulError as e:
-        _fail(e)
     if as_json:
         sys.stdout.write(json.dumps([i.model_dump() for i in infos], indent=2) + "\n")
         return
     table = Table("name", "count", "source", "license")
     for i in infos:
-        table.add_row(i.name, "-" if i.count is None else str(i.count), i.source, i.license)
+        table.add_row(visible(i.name), "-" if i.count is None else str(i.count), i.source, i.license)
     console.print(table)
 
 
@@ -73,9 +91,9 @@ def tasks_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json
         return
     table = Table("name", "difficulty knob", "default", "range", "about")
     for r in rows:
-        table.add_row(r["name"], r["knob"] or "-", str(r["default"] or "-"), f"{r['range'][0]}..{r['range'][1]}" if r["range"] else "-", r["about"])
+        table.add_row(visible(r["name"]), r["knob"] or "-", str(r["default"] or "-"), f"{r['range'][0]}..{r['range'][1]}" if r["range"] else "-", r["about"])
     console.print(table)
-    console.print("As a benchmark: --benchmark 'dyn:NAME?KNOB=V&n=N&seed=S' (no seed: a fresh one, printed). As a teacher: --engine program.")
+    console.print(visible("As a benchmark: --benchmark 'dyn:NAME?KNOB=V&n=N&seed=S' (no seed: a fresh one, printed). As a teacher: --engine program."))
 
 
 @tasks_app.command("sample")
@@ -90,16 +108,14 @@ def tasks_sample(
     from handful.records import write_jsonl
     from handful.tasks import sample
 
-    try:
+    with _guard():
         problems = sample(name, n, seed, difficulty)
-    except HandfulError as e:
-        _fail(e)
     if out is None:
         for p in problems:
             sys.stdout.write(p.model_dump_json(exclude_none=True) + "\n")
         return
     write_jsonl(out, problems)
-    err_console.print(f"{len(problems)} problems from {name} (seed {seed}) in {out}")
+    err_console.print(visible(f"{len(problems)} problems from {name} (seed {seed}) in {out}"))
 
 
 @app.command()
@@ -113,17 +129,15 @@ def grade(
     from handful.config import GradeConfig, load_config
     from handful.grading import grade_file
 
-    try:
+    with _guard():
         cfg = load_config(GradeConfig, overrides=[f"workers={workers}", f"timeout={timeout}"])
         rows = grade_file(input, output, cfg.workers, cfg.timeout)
-    except HandfulError as e:
-        _fail(e)
     counts = Counter(r["outcome"] for r in rows)
     table = Table("outcome", "count", "share")
     for outcome in ("correct", "incorrect", "no_answer", "unparseable_gold", "timeout"):
-        table.add_row(outcome, str(counts[outcome]), f"{counts[outcome] / len(rows):.1%}")
+        table.add_row(visible(outcome), str(counts[outcome]), f"{counts[outcome] / len(rows):.1%}")
     console.print(table)
-    console.print(f"accuracy {counts['correct'] / len(rows):.4f} over {len(rows)} answers")
+    console.print(visible(f"accuracy {counts['correct'] / len(rows):.4f} over {len(rows)} answers"))
 
 
 @app.command()
@@ -137,9 +151,9 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         return
     table = Table("name", "available", "description", "install", "license")
     for m in rows:
-        table.add_row(m["name"], "yes" if m["available"] else "no", m["description"], m["install"], m["license"])
+        table.add_row(visible(m["name"]), "yes" if m["available"] else "no", m["description"], m["install"], m["license"])
     console.print(table)
-    console.print("Also: any local checkpoint folder (config.json + safetensors), or a hub id when online.")
+    console.print(visible("Also: any local checkpoint folder (config.json + safetensors), or a hub id when online."))
 
 
 def _options(**given) -> list[str]:
@@ -175,20 +189,20 @@ def _eval_options(prefix: str, **given) -> list[str]:
 def print_scores(scores: dict) -> None:
     table = Table("benchmark", "problems x n", "accuracy [95% CI]", "maj@k", "pass@k", "tokens think/answer")
     for name, s in scores["benchmarks"].items():
-        table.add_row(
-            name, f"{s['n_problems']} x {s['n_samples'] // s['n_problems']}",
+        table.add_row(visible(
+            name), f"{s['n_problems']} x {s['n_samples'] // s['n_problems']}",
             f"{s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]",
             " ".join(f"{k}:{v:.3f}" for k, v in s["maj@k"].items()), " ".join(f"{k}:{v:.3f}" for k, v in s["pass@k"].items()),
             f"{s['avg_thinking_tokens']:.0f}/{s['avg_answer_tokens']:.0f}",
         )
     console.print(table)
     for name, s in scores["benchmarks"].items():
-        console.print(f"{name} outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())))
+        console.print(visible(f"{name} outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items()))))
     for g in scores.get("memorisation", []):
-        console.print(
+        console.print(visible(
             f"memorisation probe: {g['static']} {g['static_accuracy']:.3f} - {g['fresh']} {g['fresh_accuracy']:.3f} "
             f"= {g['gap']:+.3f} [{g['gap_ci95'][0]:+.3f}, {g['gap_ci95'][1]:+.3f}]"
-        )
+        ))
 
 
 @app.command(name="eval")
@@ -227,19 +241,14 @@ def eval_(
         top_p=top_p, top_k=top_k, max_tokens=max_tokens, seed=seed, min_thinking_tokens=min_thinking_tokens,
         max_thinking_tokens=max_thinking_tokens, max_waits=max_waits, continuation=continuation,
     ) + list(set_ or [])
-    try:
+    with _guard(f"every finished sample is kept in {out / 'samples.jsonl'}; run the same command again to resume"):
         cfg = load_config(EvalConfig, config, overrides)
         scores = evaluate(cfg, out, console=console)
-    except HandfulError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: every finished sample is kept in {out / 'samples.jsonl'}; run the same command again to resume")
-        raise typer.Exit(130) from None
     print_scores(scores)
     fresh = [b for b in scores["config"]["benchmarks"] if b.startswith("dyn:")]
     if fresh:
-        console.print("procedural benchmarks (reproduce with these specs): " + ", ".join(fresh))
-    console.print(f"seed {cfg.sampling.seed}; samples in {out / 'samples.jsonl'}, scores in {out / 'scores.json'}")
+        console.print(visible("procedural benchmarks (reproduce with these specs): " + ", ".join(fresh)))
+    console.print(visible(f"seed {cfg.sampling.seed}; samples in {out / 'samples.jsonl'}, scores in {out / 'scores.json'}"))
 
 
 @app.command()
@@ -264,20 +273,15 @@ def curate(
     if reference:
         refs = [{"model": m, "n": samples or 1, "sampling": {"temperature": 0.7 if (samples or 1) > 1 else 0.0, "max_tokens": 512}} for m in reference]
         overrides += ["difficulty.enabled=true", f"difficulty.references={json.dumps(refs)}"]
-    try:
+    with _guard(f"finished stages and graded samples are kept under {out / 'stages'}; run the same command again to resume"):
         cfg = load_config(CurateConfig, config, overrides + list(set_ or []))
-        funnel = run_curate(cfg, out, console=console, on_stage=lambda name, before, after: console.print(f"{name}: {before} -> {after}"))
-    except HandfulError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: finished stages and graded samples are kept under {out / 'stages'}; run the same command again to resume")
-        raise typer.Exit(130) from None
+        funnel = run_curate(cfg, out, console=console, on_stage=lambda name, before, after: console.print(visible(f"{name}: {before} -> {after}")))
     table = Table("stage", "count", "removed", "main reasons")
     for row in funnel:
         reasons = ", ".join(f"{k} {v}" for k, v in row.get("by_reason", {}).items())
-        table.add_row(row["stage"], str(row["count"]), "skipped" if row.get("skipped") else str(row.get("removed", "")), reasons)
+        table.add_row(visible(row["stage"]), str(row["count"]), "skipped" if row.get("skipped") else str(row.get("removed", "")), visible(reasons))
     console.print(table)
-    console.print(f"selected in {out / 'selected.jsonl'}, removed (with reasons) in {out / 'removed.jsonl'}, funnel in {out / 'funnel.json'}")
+    console.print(visible(f"selected in {out / 'selected.jsonl'}, removed (with reasons) in {out / 'removed.jsonl'}, funnel in {out / 'funnel.json'}"))
 
 
 def _teacher(spec: str) -> tuple[str, Optional[str]]:
@@ -324,7 +328,7 @@ def distill(
     from handful.distill import DistillConfig, import_traces
     from handful.distill import distill as run_distill
 
-    try:
+    with _guard(f"every finished trace is kept in {out / 'traces.jsonl'}; run the same command again to resume"):
         if import_ is not None:
             mapping = dict(item.split("=", 1) for item in map_ or [])
             summary = import_traces(import_, out, preset=format_, mapping=mapping, student=student or "smollm2-135m",
@@ -340,22 +344,17 @@ def distill(
             overrides += _options(**{"teacher.engine.requests_per_minute": requests_per_minute, "teacher.engine.tokens_per_minute": tokens_per_minute,
                                      "teacher.engine.concurrency": concurrency})
             summary = run_distill(load_config(DistillConfig, config, overrides + list(set_ or [])), out, console=console)
-    except HandfulError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: every finished trace is kept in {out / 'traces.jsonl'}; run the same command again to resume")
-        raise typer.Exit(130) from None
     table = Table("traces", "problems", "correct", "truncated", "never closed", "tokens median/p90/max", "sft records", "cost")
     t = summary["completion_tokens"]
-    table.add_row(str(summary["traces"]), str(summary["problems"]), f"{summary['correct']:.1%}", f"{summary['truncated']:.1%}",
+    table.add_row(visible(str(summary["traces"])), str(summary["problems"]), f"{summary['correct']:.1%}", f"{summary['truncated']:.1%}",
                   f"{summary['never_closed_thinking']:.1%}", f"{t['median']:.0f}/{t['p90']:.0f}/{t['max']}", str(summary["sft_records"]),
                   f"${summary['cost_usd']:.4f}")
     console.print(table)
     if summary["problems_without_a_kept_trace"]:
-        console.print(f"{len(summary['problems_without_a_kept_trace'])} problems have no kept trace (listed in stats.json)")
+        console.print(visible(f"{len(summary['problems_without_a_kept_trace'])} problems have no kept trace (listed in stats.json)"))
     if summary.get("stopped"):
-        console.print(f"[yellow]stopped:[/] {summary['stopped']}")
-    console.print(f"traces in {out / 'traces.jsonl'}, fine-tuning set in {out / 'sft.jsonl'}, statistics in {out / 'stats.json'}")
+        console.print(Text("stopped: ", style="yellow") + plain(summary["stopped"]))
+    console.print(visible(f"traces in {out / 'traces.jsonl'}, fine-tuning set in {out / 'sft.jsonl'}, statistics in {out / 'stats.json'}"))
 
 
 train_app = typer.Typer(help="Fine-tune through TRL: SFT on traces, GRPO with verifiable rewards.", no_args_is_help=True)
@@ -371,7 +370,7 @@ def _train(kind: str, out: Path, config: Optional[str], overrides: list[str], re
 
     if accelerate_config and not launch.launched():
         raise typer.Exit(launch.relaunch(accelerate_config, sys.argv[1:]))
-    try:
+    with _guard(f"checkpoints are kept under {out}; rerun the same command with --resume to continue"):
         recipe = load_config(SFTRecipe if kind == "sft" else GRPORecipe, recipe_path(config) if config else None, overrides)
         if kind == "sft":
             from handful.training.sft import train_sft
@@ -380,11 +379,6 @@ def _train(kind: str, out: Path, config: Optional[str], overrides: list[str], re
         from handful.training.grpo import train_grpo
 
         return train_grpo(recipe, out, resume=resume, console=console)
-    except HandfulError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: checkpoints are kept under {out}; rerun the same command with --resume to continue")
-        raise typer.Exit(130) from None
 
 
 @train_app.command("sft")
@@ -411,11 +405,11 @@ def train_sft_command(
     if "rank" in summary:  # a worker other than the first: the first one reports
         return
     cut = summary["truncation"]
-    console.print(f"trained {summary['steps']} steps on {summary['train_samples']} samples in {summary['seconds']:.0f} s; "
-                  f"train loss {summary['train_loss']:.4f}; best validation loss {summary['best_validation_loss']}")
-    console.print(f"truncated samples: {cut['truncated']} of {cut['samples']}; model for `handful eval --model`: {summary['outputs']['eval_model']}")
+    console.print(visible(f"trained {summary['steps']} steps on {summary['train_samples']} samples in {summary['seconds']:.0f} s; "
+                  f"train loss {summary['train_loss']:.4f}; best validation loss {summary['best_validation_loss']}"))
+    console.print(visible(f"truncated samples: {cut['truncated']} of {cut['samples']}; model for `handful eval --model`: {summary['outputs']['eval_model']}"))
     for name, s in summary.get("eval", {}).items():
-        console.print(f"{name}: accuracy {s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]")
+        console.print(visible(f"{name}: accuracy {s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"))
 
 
 @train_app.command("grpo")
@@ -441,8 +435,8 @@ def train_grpo_command(
     for stage in summary["stages"]:
         rewards = stage["reward_by_step"]
         shown = ", ".join(f"{step}:{value:.3f}" for step, value in rewards[:12])
-        console.print(f"stage {stage['context_stage']} (completions up to {stage['max_completion_length']} tokens): {stage['steps']} steps; reward by step {shown}")
-    console.print(f"model for `handful eval --model`: {summary['eval_model']}")
+        console.print(visible(f"stage {stage['context_stage']} (completions up to {stage['max_completion_length']} tokens): {stage['steps']} steps; reward by step {shown}"))
+    console.print(visible(f"model for `handful eval --model`: {summary['eval_model']}"))
 
 
 def _ints(text: Optional[str]) -> Optional[list[int]]:
@@ -475,22 +469,17 @@ def scale(
     overrides += _eval_options(
         "eval.", model=model, benchmark=benchmark, limit=limit, temperature=temperature, max_tokens=max_tokens, engine=engine, base_url=base_url
     ) + list(set_ or [])
-    try:
+    with _guard(f"finished samples are kept under {out / 'points'}; run the same command again to resume"):
         result = run_scale(load_config(ScaleConfig, config, overrides), out, console=console)
-    except HandfulError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: finished samples are kept under {out / 'points'}; run the same command again to resume")
-        raise typer.Exit(130) from None
     table = Table("point", "benchmark", "think tok", "accuracy [95% CI]", "maj@k", "control")
     for p in result["points"]:
-        table.add_row(p["point"], p["benchmark"], f"{p['avg_thinking_tokens']:.0f}", f"{p['accuracy']:.3f} [{p['ci95'][0]:.3f}, {p['ci95'][1]:.3f}]",
+        table.add_row(visible(p["point"]), visible(p["benchmark"]), f"{p['avg_thinking_tokens']:.0f}", f"{p['accuracy']:.3f} [{p['ci95'][0]:.3f}, {p['ci95'][1]:.3f}]",
                       " ".join(f"{k}:{v:.3f}" for k, v in p["maj@k"].items()), f"{p['control']:.2f}")
     console.print(table)
     for bench, s in result["summary"].items():
         slope = "n/a" if s["scaling_slope"] is None else f"{s['scaling_slope']:+.4f} accuracy per doubling"
-        console.print(f"{bench}: control {s['control']:.2f}, scaling slope {slope}")
-    console.print(f"curve in {out / 'curve.json'} and {out / 'curve.png'}")
+        console.print(visible(f"{bench}: control {s['control']:.2f}, scaling slope {slope}"))
+    console.print(visible(f"curve in {out / 'curve.json'} and {out / 'curve.png'}"))
 
 
 RunOut = Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/NAME); rerun to resume.")]
@@ -502,10 +491,10 @@ def _print_comparisons(out: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     for c in report.comparisons(out, manifest):
         b, a, d = c["baseline"], c["accuracy"], c["difference_ci95"]
-        console.print(
+        console.print(visible(
             f"{c['run']:>8} {c['benchmark']:<28} {c['against']} {b['accuracy']:.3f} [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}] -> "
             f"{c['model']} {a['accuracy']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]  difference {c['difference']:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}]"
-            + ("  (intervals apart)" if c["separated"] else ""), highlight=False, soft_wrap=True)
+            + ("  (intervals apart)" if c["separated"] else "")), highlight=False, soft_wrap=True)
 
 
 def _run(recipe_name: str, out: Optional[Path], dry_run: bool, set_: Optional[list[str]]) -> Optional[Path]:
@@ -513,27 +502,22 @@ def _run(recipe_name: str, out: Optional[Path], dry_run: bool, set_: Optional[li
 
     from handful.run import describe, load_recipe, run_recipe, unseeded
 
-    try:
+    with _guard(f"finished work is kept in {out}; run the same command again to resume"):
         recipe, text = load_recipe(recipe_name, list(set_ or []))
         out = out or Path("runs") / recipe.name
         if dry_run:
             for stage in describe(recipe, out):
-                console.rule(f"{stage['stage']}  (key {stage['key']}, reads: {', '.join(stage['reads']) or 'nothing'})")
-                console.print(yaml.safe_dump(stage["config"], sort_keys=False), highlight=False, markup=False)
-                console.print("command: " + " ".join(stage["command"]), highlight=False, markup=False, soft_wrap=True)
+                console.rule(visible(f"{stage['stage']}  (key {stage['key']}, reads: {', '.join(stage['reads']) or 'nothing'})"))
+                console.print(visible(yaml.safe_dump(stage["config"], sort_keys=False)), highlight=False, markup=False)
+                console.print(visible("command: " + " ".join(stage["command"])), highlight=False, markup=False, soft_wrap=True)
             fresh = unseeded(recipe)
             if fresh:
-                console.print("fresh seeds are drawn at the first real run for: " + ", ".join(fresh), highlight=False)
+                console.print(visible("fresh seeds are drawn at the first real run for: " + ", ".join(fresh)), highlight=False)
             return None
         result = run_recipe(recipe, text, out, console=console,
-                            on_stage=lambda stage, what: console.rule(f"[bold]{stage.name}[/]: {what}"))
-    except HandfulError as e:
-        _fail(e)
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted: finished work is kept in {out}; run the same command again to resume")
-        raise typer.Exit(130) from None
+                            on_stage=lambda stage, what: console.rule(plain(f"{stage.name}: {what}", "bold")))
     score = result["transparency"]
-    console.print(f"transparency {score['total']}/100 (handful transparency {out}); manifest {out / 'manifest.json'}")
+    console.print(visible(f"transparency {score['total']}/100 (handful transparency {out}); manifest {out / 'manifest.json'}"))
     return out
 
 
@@ -548,7 +532,7 @@ def run_command(
     done = _run(recipe, out, dry_run, set_)
     if done:
         _print_comparisons(done)
-        console.print(f"report: {done / 'report.html'}")
+        console.print(visible(f"report: {done / 'report.html'}"))
 
 
 @app.command()
@@ -556,7 +540,7 @@ def demo(out: RunOut = None) -> None:
     """The whole recipe on this CPU in minutes (the demo-cpu recipe): before/after with intervals, and a report."""
     done = _run("demo-cpu", out, False, None)
     _print_comparisons(done)
-    console.print(f"report: {(done / 'report.html').resolve()}")
+    console.print(visible(f"report: {(done / 'report.html').resolve()}"))
 
 
 @app.command()
@@ -567,20 +551,18 @@ def transparency(
     """Score a run on the O1 Replication Journey transparency checklist (100 points), item by item."""
     from handful import transparency as checklist
 
-    try:
+    with _guard():
         result = checklist.write(run_dir)
-    except HandfulError as e:
-        _fail(e)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return
     table = Table("dimension", "question", "points", "status", "evidence, or what is missing")
     for item in result["items"]:
         style = "red" if item["status"] == "missing" else None
-        table.add_row(item["dimension"], item["question"], f"{item['earned']}/{item['points']}", item["status"], item["evidence"], style=style)
+        table.add_row(visible(item["dimension"]), item["question"], f"{item['earned']}/{item['points']}", item["status"], visible(item["evidence"]), style=style)
     console.print(table)
     dims = ", ".join(f"{d} {result['by_dimension'][d]}/{result['maximum'][d]}" for d in result["maximum"])
-    console.print(f"total {result['total']}/100 ({dims}); checklist: {result['source']}")
+    console.print(visible(f"total {result['total']}/100 ({dims}); checklist: {result['source']}"))
 
 
 @app.command()
@@ -589,9 +571,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A directory written by 
     from handful import report as page
     from handful import transparency as checklist
 
-    try:
+    with _guard():
         checklist.write(run_dir)
         path = page.write(run_dir)
-    except HandfulError as e:
-        _fail(e)
-    console.print(f"report: {path}")
+    console.print(visible(f"report: {path}"))

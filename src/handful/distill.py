@@ -29,11 +29,13 @@ from pydantic import Field
 
 from handful.benchmarks import subset
 from handful.config import Config, EvalConfig
-from handful.errors import ConfigError
+from handful.engines import ENGINES
+from handful.errors import ConfigError, lookup
+from handful.files import RunDirectory, read_json, write_json
 from handful.evaluation import generate
-from handful.models import ModelSpec, resolve
+from handful.models import ModelSpec, model_spec, resolve
 from handful.prompts import messages
-from handful.records import Generation, Problem, SamplingParams, read_dicts, read_jsonl, write_jsonl
+from handful.records import Generation, Problem, SamplingParams, read_dicts, read_jsonl, unique_ids, write_jsonl
 
 TRACES, SFT, STATS, PROBLEMS = "traces.jsonl", "sft.jsonl", "stats.json", "problems.jsonl"
 
@@ -62,8 +64,9 @@ class DistillConfig(Config):
 
 
 def student_spec(cfg: DistillConfig) -> tuple[str, ModelSpec]:
-    name = cfg.student or cfg.teacher.model
-    return name, resolve(name).spec
+    if cfg.student:
+        return cfg.student, model_spec(cfg.student)
+    return cfg.teacher.model, model_spec(cfg.teacher.model, cfg.teacher.engine.name)
 
 
 def assistant_turn(g: Generation, spec: ModelSpec) -> str:
@@ -122,22 +125,30 @@ def write_outputs(out: Path, traces: list[Generation], problems: dict[str, Probl
             })
     write_jsonl(out / SFT, rows)
     summary = {**stats(traces, teacher_close, picked, unsolved, cfg.prices), "student": name, "keep": cfg.keep, "select": cfg.select}
-    (out / STATS).write_text(json.dumps(summary, indent=2))
+    write_json(out / STATS, summary)
     return summary
 
 
 def distill(cfg: DistillConfig, out: str | Path, console=None) -> dict:
+    with RunDirectory(out) as out:
+        return _distill(cfg, out, console)
+
+
+def _distill(cfg: DistillConfig, out: Path, console) -> dict:
     from handful.curation.pools import load_pool
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     source, asked = out / PROBLEMS, out / "distill.json"
     chosen_by = {"problems": cfg.problems, "limit": cfg.limit, "seed": cfg.seed}
-    if asked.exists() and json.loads(asked.read_text()) != chosen_by:
-        raise ConfigError(f"{out} holds traces for {json.loads(asked.read_text())}, not {chosen_by}; use another --out")
+    if asked.exists() and read_json(asked, "distill settings file") != chosen_by:
+        raise ConfigError(f"{out} holds traces for {read_json(asked)}, not {chosen_by}; use another --out")
     if not source.exists():  # frozen on the first run, so a rerun asks for exactly the same
-        write_jsonl(source, subset(load_pool(cfg.problems), cfg.limit, cfg.seed))
-        asked.write_text(json.dumps(chosen_by))
+        # The teacher, the student and the problems are checked before anything is written.
+        lookup("engine", ENGINES, cfg.teacher.engine.name)
+        resolve(cfg.teacher.model, cfg.teacher.prompt.overrides(), engine=cfg.teacher.engine.name)
+        student_spec(cfg)
+        chosen = subset(unique_ids(load_pool(cfg.problems), f"problems {cfg.problems}"), cfg.limit, cfg.seed)
+        write_jsonl(source, chosen)
+        write_json(asked, chosen_by)
     problems = {p.id: p for p in read_jsonl(source, Problem)}
     teacher = cfg.teacher.model_copy(update={"benchmarks": [str(source)], "limit": None})
     spent = [sum(g.metadata.get("cost_usd", 0.0) for g in read_jsonl(out / TRACES, Generation, allow_empty=True))] if (out / TRACES).exists() else [0.0]
@@ -151,7 +162,8 @@ def distill(cfg: DistillConfig, out: str | Path, console=None) -> dict:
         return cfg.max_cost is not None and spent[0] >= cfg.max_cost
 
     teacher, _, traces = generate(teacher, out, TRACES, console=console, label="distill", annotate=annotate, should_stop=over_budget, chunk=cfg.round)
-    summary = write_outputs(out, traces, problems, cfg, resolve(teacher.model, teacher.prompt.overrides()).spec.think_close)
+    teacher_spec = model_spec(teacher.model, teacher.engine.name).model_copy(update=teacher.prompt.overrides())
+    summary = write_outputs(out, traces, problems, cfg, teacher_spec.think_close)
     missing = len(problems) * teacher.n - len(traces)
     summary["stopped"] = f"max cost ${cfg.max_cost} reached with {missing} samples to go; rerun with a higher --max-cost to continue" if missing else None
     return summary
@@ -212,6 +224,8 @@ def import_traces(path: str | Path, out: str | Path, *, preset: str = "fields", 
         g = make_generation(prompt, text, model=f"imported:{label}", engine="import", sampling=SamplingParams(), spec=source_spec,
                             prompt_tokens=0, completion_tokens=total, thinking_tokens=thinking_count,
                             finish_reason="stop" if (close_tag in text or open_tag not in text) else "length")
+        if problem.id in problems:
+            raise ConfigError(f"{where}: problem id {pid!r} appears twice in {path}; map a unique field with --map id=FIELD")
         problems[problem.id] = problem
         generations.append(g)
     with Grader(2) as grader:

@@ -8,6 +8,7 @@ than mixed into the same results.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -20,11 +21,12 @@ from handful.benchmarks import benchmark_name, load_benchmark, subset
 from handful.config import EvalConfig
 from handful.engines import ENGINES, Prompt, load_tokenizer
 from handful.errors import ConfigError, lookup
+from handful.files import RunDirectory, read_json, register_config_secrets, write_json
 from handful.grading import Grader, GradeRequest
 from handful.metrics import difference_ci, per_problem_accuracy, score
 from handful.models import resolve
 from handful.prompts import messages, render
-from handful.records import Generation, Problem, RecordStore
+from handful.records import Generation, Problem, RecordStore, unique_ids
 
 RUN_FILE, SAMPLES_FILE, SCORES_FILE = "run.json", "samples.jsonl", "scores.json"
 
@@ -39,26 +41,63 @@ def versions(*extra: str) -> dict[str, str]:
     return found
 
 
-def _check_run_dir(out: Path, cfg: EvalConfig) -> None:
+def problems_digest(by_benchmark: dict[str, list[Problem]]) -> dict[str, str]:
+    """What each benchmark's problems say, hashed: an edited file is another benchmark, whatever its path."""
+    return {
+        name: hashlib.sha256("\n".join(p.model_dump_json() for p in ps).encode()).hexdigest()
+        for name, ps in by_benchmark.items()
+    }
+
+
+def fingerprint(cfg: EvalConfig, by_benchmark: dict[str, list[Problem]]) -> dict:
+    return {**cfg.fingerprint(), "problems": problems_digest(by_benchmark)}
+
+
+def stamp(fingerprint: dict) -> str:
+    """A short name for a set of settings, stored in every sample they made."""
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_run_file(out: Path) -> dict | None:
     run_file = out / RUN_FILE
-    mine = cfg.fingerprint()
-    if run_file.exists():
-        theirs = json.loads(run_file.read_text())["fingerprint"]
+    if not run_file.exists():
+        return None
+    data = read_json(run_file, "run settings file")
+    if not isinstance(data.get("fingerprint"), dict) or not isinstance(data.get("config"), dict):
+        raise ConfigError(f"{run_file}: the run settings file is damaged (no fingerprint or config); move the directory away and start again")
+    return data
+
+
+def _check_run_dir(out: Path, cfg: EvalConfig, mine: dict, samples_file: str) -> None:
+    """Samples are only ever added to, and scored with, the settings that made them."""
+    run_file = out / RUN_FILE
+    recorded = _read_run_file(out)
+    if recorded is not None:
+        theirs = recorded["fingerprint"]
         if theirs != mine:
             diffs = [f"{k}: was {theirs.get(k)!r}, now {mine.get(k)!r}" for k in sorted(set(theirs) | set(mine)) if theirs.get(k) != mine.get(k)]
             raise ConfigError(
                 f"{out} holds a run with other settings ({'; '.join(diffs)}); rerun with the same settings to resume, or use another --out"
             )
         return
-    out.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(json.dumps({"fingerprint": mine, "config": cfg.model_dump(), "versions": versions()}, indent=2))
+    samples = out / samples_file
+    if samples.exists() and samples.stat().st_size:
+        # Without run.json the samples' own stamps say which settings made them.
+        with RecordStore(samples, Generation, key=lambda g: g.key) as stored:
+            stamps = {g.metadata.get("run") for g in stored.records}
+        if stamps != {stamp(mine)}:
+            raise ConfigError(
+                f"{samples} holds samples but {run_file} is missing, and the samples were not made with these settings "
+                "(or predate settings stamps); move them away or use another --out"
+            )
+    write_json(run_file, {"fingerprint": mine, "config": cfg.model_dump(mode="json"), "versions": versions()})
 
 
 def seed_benchmarks(cfg: EvalConfig, out: Path, console=None) -> EvalConfig:
     """Give every `dyn:` benchmark a seed: the one asked for, the one this run directory drew
     before (so a rerun resumes), or a fresh one, printed so that the result can be reproduced."""
-    run_file = out / RUN_FILE
-    previous = json.loads(run_file.read_text())["config"]["benchmarks"] if run_file.exists() else None
+    recorded = _read_run_file(out)
+    previous = recorded["config"].get("benchmarks") if recorded else None
     specs, drawn = tasks.with_seeds(cfg.benchmarks, previous)
     if console is not None:
         for spec in specs:
@@ -68,9 +107,12 @@ def seed_benchmarks(cfg: EvalConfig, out: Path, console=None) -> EvalConfig:
 
 
 def load_problems(cfg: EvalConfig) -> dict[str, list[Problem]]:
-    chosen = {}
+    chosen: dict[str, list[Problem]] = {}
     for spec in cfg.benchmarks:
-        chosen[benchmark_name(spec)] = subset(load_benchmark(spec, data=cfg.data), cfg.limit, seed=cfg.limit_seed)
+        name = benchmark_name(spec)
+        if name in chosen:
+            raise ConfigError(f"benchmark {spec!r}: another benchmark in this run is filed under the same name {name!r}")
+        chosen[name] = subset(load_benchmark(spec, data=cfg.data, limit=cfg.limit, limit_seed=cfg.limit_seed), cfg.limit, seed=cfg.limit_seed)
     return chosen
 
 
@@ -88,9 +130,9 @@ def grade_generations(grader: Grader, generations: list[Generation], problems: d
 
 
 def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
-    out = Path(out)
-    cfg, by_benchmark, samples = generate(cfg, out, SAMPLES_FILE, console=console)
-    return write_scores(cfg, out, by_benchmark, samples)
+    with RunDirectory(out) as out:
+        cfg, by_benchmark, samples = generate(cfg, out, SAMPLES_FILE, console=console)
+        return write_scores(cfg, out, by_benchmark, samples)
 
 
 def generate(
@@ -104,14 +146,18 @@ def generate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     lookup("engine", ENGINES, cfg.engine.name)
+    register_config_secrets(cfg.model_dump())
     cfg = seed_benchmarks(cfg, out, console)
-    _check_run_dir(out, cfg)
     overrides = cfg.prompt.overrides()
     if cfg.budget.active:
         overrides.setdefault("open_thinking", True)  # s1: the prompt ends by opening the thinking
-    model = resolve(cfg.model, overrides)
+    # Everything is checked before anything is written, so a typo leaves --out as it was.
+    model = resolve(cfg.model, overrides, engine=cfg.engine.name)
     by_benchmark = load_problems(cfg)
     problems = {(name, p.id): p for name, ps in by_benchmark.items() for p in ps}
+    mine = fingerprint(cfg, by_benchmark)
+    _check_run_dir(out, cfg, mine, samples_file)
+    run_stamp = stamp(mine)
     store = RecordStore(out / samples_file, Generation, key=lambda g: g.key)
     tokenizer = load_tokenizer(model, cfg.engine.trust_remote_code)
     todo = [
@@ -130,6 +176,7 @@ def generate(
             def keep(batch: list[Generation]) -> None:
                 nonlocal tokens, made
                 for g in grade_generations(grader, batch, problems, model.spec):
+                    g = g.model_copy(update={"metadata": {**g.metadata, "run": run_stamp}})
                     store.add(annotate(g) if annotate else g)
                 made += len(batch)
                 tokens += sum(g.completion_tokens for g in batch)
@@ -155,10 +202,8 @@ def write_scores(cfg: EvalConfig, out: Path, by_benchmark: dict[str, list[Proble
         results[name] = score(mine, cfg.n, expected=[p.id for p in ps], seed=cfg.sampling.seed).model_dump(mode="json", by_alias=True)
     scores = {"benchmarks": results, "memorisation": memorisation_gaps(results, samples, cfg.n, cfg.sampling.seed),
               "config": cfg.model_dump(mode="json"), "versions": versions()}
-    tmp = out / (SCORES_FILE + ".tmp")
-    tmp.write_text(json.dumps(scores, indent=2))
-    tmp.replace(out / SCORES_FILE)
-    return scores
+    write_json(out / SCORES_FILE, scores)
+    return json.loads((out / SCORES_FILE).read_text(encoding="utf-8"))  # as written: secrets removed
 
 
 def memorisation_gaps(results: dict, samples: list[Generation], n: int, seed: int = 0) -> list[dict]:

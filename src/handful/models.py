@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from handful.errors import ConfigError, UnknownNameError
 
@@ -138,8 +138,32 @@ class ResolvedModel(BaseModel):
     spec: ModelSpec
 
 
-def resolve(name: str, spec_overrides: dict | None = None) -> ResolvedModel:
-    """A model alias, a local checkpoint folder, or a hub id (online only)."""
+def _saved_spec(folder: Path) -> ModelSpec:
+    saved = folder / SPEC_FILE
+    if not saved.exists():
+        return ModelSpec()
+    try:
+        return ModelSpec.model_validate(json.loads(saved.read_text(encoding="utf-8")))
+    except (ValueError, ValidationError) as e:
+        raise ConfigError(f"{saved}: not valid prompt settings ({str(e).splitlines()[0]})") from None
+
+
+def model_spec(name: str, engine: str = "hf") -> ModelSpec:
+    """A model's prompt settings, without its weights: nothing is converted or downloaded."""
+    if name in MODELS:
+        return MODELS[name].spec
+    if Path(name).is_dir():
+        return _saved_spec(Path(name))
+    if engine == "openai" or (name.count("/") == 1 and not name.startswith((".", "/"))):
+        return ModelSpec()  # a hub id or a served name: its chat template decides, as in `resolve`
+    raise UnknownNameError("model", name, sorted(MODELS))
+
+
+def resolve(name: str, spec_overrides: dict | None = None, engine: str = "hf") -> ResolvedModel:
+    """A model alias, a local checkpoint folder, or a hub id (online only). For the `openai`
+    engine any other name is the server's to interpret: only its prompt settings are needed."""
+    if not name or not name.strip():
+        raise ConfigError("model: the name is empty; give an alias (see `handful models`), a checkpoint folder or a hub id")
     if name in MODELS:
         known = MODELS[name]
         path, spec = str(convert(known)), known.spec
@@ -147,10 +171,8 @@ def resolve(name: str, spec_overrides: dict | None = None) -> ResolvedModel:
         # A LoRA adapter folder loads too: transformers finds its base model through peft.
         if not any((Path(name) / f).exists() for f in ("config.json", "adapter_config.json")):
             raise ConfigError(f"{name}: not a model checkpoint (no config.json or adapter_config.json in it)")
-        path = str(Path(name).resolve())
-        saved = Path(name) / SPEC_FILE
-        spec = ModelSpec.model_validate(json.loads(saved.read_text())) if saved.exists() else ModelSpec()
-    elif name.count("/") == 1 and not name.startswith((".", "/")):
+        path, spec = str(Path(name).resolve()), _saved_spec(Path(name))
+    elif engine == "openai" or (name.count("/") == 1 and not name.startswith((".", "/"))):
         path, spec = name, ModelSpec()
     else:
         raise UnknownNameError("model", name, sorted(MODELS))

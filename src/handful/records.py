@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -16,6 +18,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handful.errors import RecordError
+from handful.files import redact
+
+log = logging.getLogger(__name__)
 
 Outcome = Literal["correct", "incorrect", "no_answer", "unparseable_gold", "timeout"]
 AnswerFormat = Literal["math", "integer", "choice", "countdown"]
@@ -131,10 +136,16 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
     path = Path(path)
     if not path.exists():
         raise RecordError(f"{path}: no such file")
-    with _open_bytes(path) as f:
-        for number, raw in enumerate(f.read().split(b"\n"), start=1):
-            if raw.strip():
-                yield number, raw
+    if path.is_dir():
+        raise RecordError(f"{path}: is a directory, expected a JSONL file")
+    try:
+        with _open_bytes(path) as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise RecordError(f"{path}: the compressed file is damaged or cut short ({e or type(e).__name__})") from None
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if raw.strip():
+            yield number, raw
 
 
 def read_dicts(path: str | Path, *, allow_empty: bool = False) -> Iterator[tuple[int, dict]]:
@@ -155,22 +166,39 @@ def read_jsonl(path: str | Path, model: type[R], *, allow_empty: bool = False) -
 
 
 def dump_line(record: BaseModel | dict) -> bytes:
-    if isinstance(record, BaseModel):
-        return record.model_dump_json().encode("utf-8") + b"\n"
-    return json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+    """One record as a line, with every known secret removed (a server may echo a key back)."""
+    text = record.model_dump_json() if isinstance(record, BaseModel) else json.dumps(record, ensure_ascii=False)
+    return redact(text).encode("utf-8") + b"\n"
+
+
+def unique_ids(problems: list[Problem], where: object) -> list[Problem]:
+    """The problems, after checking that no id appears twice: results are keyed by id, so a
+    duplicate would pair a question with another's answer or silently drop one."""
+    seen: set[str] = set()
+    twice = sorted({p.id for p in problems if p.id in seen or seen.add(p.id)})
+    if twice:
+        shown = ", ".join(map(repr, twice[:5])) + (f" and {len(twice) - 5} more" if len(twice) > 5 else "")
+        raise RecordError(f"{where}: problem id {shown} appears more than once; ids must be unique")
+    return problems
 
 
 def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> int:
     """Write a whole file atomically (temp file + rename); returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     count = 0
-    with open(tmp, "wb") as f:
-        for record in records:
-            f.write(dump_line(record))
-            count += 1
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            for record in records:
+                f.write(dump_line(record))
+                count += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return count
 
 
@@ -186,9 +214,10 @@ class RecordStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: list = []
         self.torn_line_dropped = False
+        self.duplicates: list[str] = []  # keys stored more than once (by an older, unlocked writer)
+        self._keys: set[str] = set()
         if self.path.exists():
             self._load()
-        self._keys = {self.key_of(r) for r in self.records}
         self._file = open(self.path, "ab")
 
     def _load(self) -> None:
@@ -202,7 +231,16 @@ class RecordStore:
             self.torn_line_dropped = True
         for number, raw in enumerate(data.split(b"\n"), start=1):
             if raw.strip():
-                self.records.append(parse_line(raw, self.model, f"{self.path}:{number}"))
+                record = parse_line(raw, self.model, f"{self.path}:{number}")
+                key = self.key_of(record)
+                if key in self._keys:  # the first copy counts; later ones are reported, never scored twice
+                    self.duplicates.append(key)
+                    continue
+                self._keys.add(key)
+                self.records.append(record)
+        if self.duplicates:
+            log.warning("%s: %d records stored more than once (first: %s); each is counted once",
+                        self.path, len(self.duplicates), self.duplicates[0])
 
     def done(self) -> set[str]:
         return set(self._keys)

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from handful import tasks
 from handful.benchmarks import builtin, userfile
 from handful.errors import ConfigError, lookup
-from handful.records import Problem, read_jsonl
+from handful.records import Problem, read_jsonl, unique_ids
 
 BENCHMARKS: dict[str, Callable[[], list[Problem]]] = {
     "math500": builtin.math500,
@@ -45,11 +45,18 @@ class BenchmarkInfo(BaseModel):
     license: str
 
 
-def load_benchmark(spec: str, data: str | Path | None = None) -> list[Problem]:
+def load_benchmark(spec: str, data: str | Path | None = None, limit: int | None = None, limit_seed: int = 0) -> list[Problem]:
+    """The problems of a spec, ids checked unique. With a `limit`, a procedural benchmark draws
+    only the problems that `subset` will take, so `n` can be huge."""
+    return unique_ids(_load(spec, data, limit, limit_seed), f"benchmark {spec}")
+
+
+def _load(spec: str, data: str | Path | None, limit: int | None, limit_seed: int) -> list[Problem]:
     if spec.startswith(FILE_SCHEMES):
         return userfile.load_file(spec)
     if spec.startswith(tasks.SCHEME):
-        return tasks.load(spec)
+        count = tasks.parse_spec(spec)[1].get("n", tasks.DEFAULT_N)
+        return tasks.load(spec, indices=subset_indices(count, limit, limit_seed) if limit else None)
     if spec.endswith((".jsonl", ".jsonl.gz")):
         return read_jsonl(spec, Problem)  # Problem records: `handful tasks sample`, `handful curate`
     if spec in USER_SUPPLIED:
@@ -71,12 +78,16 @@ def benchmark_name(spec: str) -> str:
     return spec
 
 
+def subset_indices(count: int, limit: int | None, seed: int = 0) -> list[int]:
+    """Which of `count` problems a `limit` takes: fixed by the seed, in the benchmark's own order."""
+    if limit is None or limit >= count:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), limit))
+
+
 def subset(problems: list[Problem], limit: int | None, seed: int = 0) -> list[Problem]:
     """A fixed, seeded sample of `limit` problems, in the benchmark's own order."""
-    if limit is None or limit >= len(problems):
-        return problems
-    chosen = set(random.Random(seed).sample(range(len(problems)), limit))
-    return [p for i, p in enumerate(problems) if i in chosen]
+    return [problems[i] for i in subset_indices(len(problems), limit, seed)]
 
 
 def list_benchmarks(data: str | Path | None = None) -> list[BenchmarkInfo]:

@@ -42,8 +42,12 @@ __all__ = ["ENGINES", "Engine", "Prompt", "load_tokenizer"]
 
 def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
     """The model's tokenizer when it can be had locally, else None (a remote-only model)."""
+    from pathlib import Path
+
     from transformers import AutoTokenizer
 
+    if not Path(model.path).is_dir() and model.path.count("/") != 1:
+        return None  # a name only a server knows: nothing to load, and no hub to ask
     try:
         return AutoTokenizer.from_pretrained(model.path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError):

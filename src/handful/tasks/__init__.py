@@ -44,12 +44,15 @@ PROBES: list[tuple[str, int]] = [
 
 SCHEME = "dyn:"
 DEFAULT_N = 100
+MAX_N = 100_000  # drawn whole without a --limit; with one, only the sampled problems are drawn
 
 
 def problem(task: str, difficulty: int, seed: int, index: int) -> Problem:
     """The `index`-th problem of a task at a difficulty and seed: the same arguments give the
     same problem on any machine (string seeds hash with SHA-512, not Python's salted hash)."""
     spec = lookup("task", TASKS, task)
+    if seed < 0:
+        raise ConfigError(f"task {task!r}: seed must be 0 or more, got {seed}")
     if not spec.lowest <= difficulty <= spec.highest:
         raise ConfigError(f"task {task!r}: {spec.knob} must be between {spec.lowest} and {spec.highest}, got {difficulty}")
     worked = spec.make(random.Random(f"{task}/{difficulty}/{seed}/{index}"), difficulty)
@@ -84,11 +87,13 @@ def regenerate(problem_id: str) -> Problem:
         raise ConfigError(f"problem id {problem_id!r} was not made by a handful task (expected TASK-dDIFFICULTY-sSEED-INDEX)") from None
 
 
-def sample(task: str, n: int, seed: int = 0, difficulty: int | None = None) -> list[Problem]:
+def sample(task: str, n: int, seed: int = 0, difficulty: int | None = None, indices: list[int] | None = None) -> list[Problem]:
+    """Problems 0..n-1 of a task (or only those at `indices`)."""
+    chosen = range(n) if indices is None else indices
     if task == "probes":
-        return [problem(PROBES[i % len(PROBES)][0], PROBES[i % len(PROBES)][1], seed, i) for i in range(n)]
+        return [problem(PROBES[i % len(PROBES)][0], PROBES[i % len(PROBES)][1], seed, i) for i in chosen]
     spec = lookup("task", {**TASKS, "probes": None}, task)
-    return [problem(task, spec.default if difficulty is None else difficulty, seed, i) for i in range(n)]
+    return [problem(task, spec.default if difficulty is None else difficulty, seed, i) for i in chosen]
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
@@ -100,7 +105,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
     if task is None:
         allowed.discard("difficulty")
     params: dict[str, int] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)) if query else []:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True) if query else []
+    except ValueError:
+        raise ConfigError(f"benchmark {spec!r}: parameters must be written KEY=VALUE joined by '&', e.g. n=50&seed=1") from None
+    for key, value in pairs:
         if key not in allowed:
             raise ConfigError(f"benchmark {spec!r}: unknown parameter {key!r}; {name} takes {', '.join(sorted(allowed))}")
         try:
@@ -109,6 +118,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
             raise ConfigError(f"benchmark {spec!r}: parameter {key!r} must be an integer, got {value!r}") from None
     if params.get("n", 1) < 1:
         raise ConfigError(f"benchmark {spec!r}: n must be at least 1")
+    if params.get("seed", 0) < 0:
+        raise ConfigError(f"benchmark {spec!r}: seed must be 0 or more")
     if task and "difficulty" in params and not task.lowest <= params["difficulty"] <= task.highest:
         raise ConfigError(f"benchmark {spec!r}: {task.knob} must be between {task.lowest} and {task.highest}")
     return name, params
@@ -125,11 +136,15 @@ def canonical_spec(name: str, params: dict[str, int], with_seed: bool = True) ->
     return f"{SCHEME}{name}?{'&'.join(parts)}"
 
 
-def load(spec: str) -> list[Problem]:
+def load(spec: str, indices: list[int] | None = None) -> list[Problem]:
+    """The problems of a spec; with `indices` (a --limit's sample), only those."""
     name, params = parse_spec(spec)
     if "seed" not in params:
         raise ConfigError(f"benchmark {spec!r} has no seed; add &seed=N (handful eval draws a fresh one for you)")
-    return sample(name, params.get("n", DEFAULT_N), params["seed"], params.get("difficulty"))
+    n = params.get("n", DEFAULT_N)
+    if indices is None and n > MAX_N:
+        raise ConfigError(f"benchmark {spec!r}: n={n} is more than {MAX_N} problems to draw; lower n or add --limit to take a sample")
+    return sample(name, n, params["seed"], params.get("difficulty"), indices=indices)
 
 
 def short_name(spec: str) -> str:
