@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from handful import __version__
-from handful.errors import HandfulError
+from handful.errors import ConfigError, HandfulError
 from handful.files import os_error_message
 from handful.terminal import plain, visible
 
@@ -29,6 +29,29 @@ err_console = Console(stderr=True, markup=False, highlight=False)
 def _fail(message: object) -> NoReturn:
     err_console.print(Text("error: ", style="bold red") + plain(message), highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+@app.callback()
+def _main() -> None:
+    """Curate, distill, train, scale and evaluate reasoning from a handful of examples."""
+    import logging
+
+    # The library logs; here its warnings reach the terminal as plain lines, control characters shown.
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_visible_log)
+
+
+def _visible_log(record) -> bool:
+    record.msg, record.args = visible(record.getMessage()), None
+    return True
+
+
+def _out_path(value: str) -> Path:
+    """--out: an empty value would quietly mean the current directory."""
+    if not value.strip():
+        raise typer.BadParameter("is empty; give a path (a directory is created if needed)")
+    return Path(value)
 
 
 @contextmanager
@@ -102,7 +125,7 @@ def tasks_sample(
     n: Annotated[int, typer.Option("--n", min=1, help="How many problems.")] = 10,
     seed: Annotated[int, typer.Option(help="The same seed gives the same problems.")] = 0,
     difficulty: Annotated[Optional[int], typer.Option(help="The generator's knob (digits, steps, numbers); default: its default.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="JSONL file to write; default: standard output.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", parser=_out_path, help="JSONL file to write; default: standard output.")] = None,
 ) -> None:
     """Draw problems, each with its answer and step-by-step trace, as JSONL Problem records."""
     from handful.records import write_jsonl
@@ -207,7 +230,7 @@ def print_scores(scores: dict) -> None:
 
 @app.command(name="eval")
 def eval_(
-    out: Annotated[Path, typer.Option("--out", help="Run directory: samples.jsonl, scores.json; rerun to resume.")],
+    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: samples.jsonl, scores.json; rerun to resume.")],
     model: Model = None,
     benchmark: Benchmark = None,
     engine: EngineName = None,
@@ -253,7 +276,7 @@ def eval_(
 
 @app.command()
 def curate(
-    out: Annotated[Path, typer.Option("--out", help="Run directory: selected.jsonl, removed.jsonl, funnel.json, stages/; rerun to resume.")],
+    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: selected.jsonl, removed.jsonl, funnel.json, stages/; rerun to resume.")],
     pool: Annotated[Optional[list[str]], typer.Option("--pool", help="A pool name (math-train, aime, omni-math, gsm8k-train), dyn:TASK, a Problem JSONL, or jsonl:/parquet:/hf: with a mapping. Repeat for several.")] = None,
     target: Annotated[Optional[int], typer.Option(help="How many problems to select.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of every sampled choice.")] = None,
@@ -290,6 +313,8 @@ def _teacher(spec: str) -> tuple[str, Optional[str]]:
 
     engine, sep, model = spec.partition(":")
     if sep and engine in ENGINES:
+        if not model and engine != "program":
+            raise ConfigError(f"--teacher {spec!r}: no model after '{engine}:'; e.g. {engine}:smollm2-135m")
         return engine, model or None
     if spec in ENGINES:
         return spec, None
@@ -298,7 +323,7 @@ def _teacher(spec: str) -> tuple[str, Optional[str]]:
 
 @app.command()
 def distill(
-    out: Annotated[Path, typer.Option("--out", help="Run directory: traces.jsonl, sft.jsonl, stats.json; rerun to resume.")],
+    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: traces.jsonl, sft.jsonl, stats.json; rerun to resume.")],
     problems: Annotated[Optional[str], typer.Option(help="Problem JSONL (e.g. curate's selected.jsonl), a pool name or a dyn: spec.")] = None,
     teacher: Annotated[Optional[str], typer.Option(help="ENGINE:MODEL, e.g. openai:qwq-32b, hf:smollm2-135m, program.")] = None,
     student: Annotated[Optional[str], typer.Option(help="Model whose prompt format and thinking delimiters sft.jsonl uses (default: the teacher).")] = None,
@@ -330,6 +355,9 @@ def distill(
 
     with _guard(f"every finished trace is kept in {out / 'traces.jsonl'}; run the same command again to resume"):
         if import_ is not None:
+            bad = [item for item in map_ or [] if "=" not in item or not item.partition("=")[0] or not item.partition("=")[2]]
+            if bad:
+                raise ConfigError(f"--map {bad[0]!r}: expected KEY=FIELD, e.g. --map question=problem")
             mapping = dict(item.split("=", 1) for item in map_ or [])
             summary = import_traces(import_, out, preset=format_, mapping=mapping, student=student or "smollm2-135m",
                                     keep=keep or "correct", select=select or "shortest")
@@ -383,7 +411,7 @@ def _train(kind: str, out: Path, config: Optional[str], overrides: list[str], re
 
 @train_app.command("sft")
 def train_sft_command(
-    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/, model/ (or adapter/), train.json.")],
+    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: checkpoints/, model/ (or adapter/), train.json.")],
     data: Annotated[Optional[Path], typer.Option(help="sft.jsonl from `handful distill`.")] = None,
     model: Model = None,
     config: Recipe = None,
@@ -414,7 +442,7 @@ def train_sft_command(
 
 @train_app.command("grpo")
 def train_grpo_command(
-    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/, model/ (or adapter/), train.json.")],
+    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: checkpoints/, model/ (or adapter/), train.json.")],
     problems: Annotated[Optional[str], typer.Option(help="Problems with reference answers: a JSONL, a pool or a dyn: spec.")] = None,
     model: Model = None,
     config: Recipe = None,
@@ -439,13 +467,18 @@ def train_grpo_command(
     console.print(visible(f"model for `handful eval --model`: {summary['eval_model']}"))
 
 
-def _ints(text: Optional[str]) -> Optional[list[int]]:
-    return [int(x) for x in text.split(",")] if text else None
+def _ints(option: str, text: Optional[str]) -> Optional[list[int]]:
+    if not text:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        _fail(f"{option} {text!r}: expected whole numbers separated by commas, e.g. 64,128,256")
 
 
 @app.command()
 def scale(
-    out: Annotated[Path, typer.Option("--out", help="Sweep directory: points/*, curve.json, curve.png; rerun to resume.")],
+    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Sweep directory: points/*, curve.json, curve.png; rerun to resume.")],
     model: Model = None,
     benchmark: Benchmark = None,
     max_thinking: Annotated[Optional[str], typer.Option(help="Comma-separated maximum thinking tokens, e.g. 64,128,256.")] = None,
@@ -465,7 +498,8 @@ def scale(
     from handful.scaling import ScaleConfig
     from handful.scaling import scale as run_scale
 
-    overrides = _options(max_thinking=_ints(max_thinking), min_thinking=_ints(min_thinking), waits=_ints(waits), votes=_ints(votes))
+    overrides = _options(max_thinking=_ints("--max-thinking", max_thinking), min_thinking=_ints("--min-thinking", min_thinking),
+                         waits=_ints("--waits", waits), votes=_ints("--votes", votes))
     overrides += _eval_options(
         "eval.", model=model, benchmark=benchmark, limit=limit, temperature=temperature, max_tokens=max_tokens, engine=engine, base_url=base_url
     ) + list(set_ or [])
@@ -482,13 +516,15 @@ def scale(
     console.print(visible(f"curve in {out / 'curve.json'} and {out / 'curve.png'}"))
 
 
-RunOut = Annotated[Optional[Path], typer.Option("--out", help="Run directory (default: runs/NAME); rerun to resume.")]
+RunOut = Annotated[Optional[Path], typer.Option("--out", parser=_out_path, help="Run directory (default: runs/NAME); rerun to resume.")]
 
 
 def _print_comparisons(out: Path) -> None:
     from handful import report
 
-    manifest = json.loads((out / "manifest.json").read_text())
+    from handful.files import read_json
+
+    manifest = read_json(out / "manifest.json", "manifest")
     for c in report.comparisons(out, manifest):
         b, a, d = c["baseline"], c["accuracy"], c["difference_ci95"]
         console.print(visible(

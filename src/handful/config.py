@@ -44,7 +44,8 @@ class EngineConfig(Config):
     endpoint: Literal["auto", "completions", "chat"] = "auto"
     concurrency: int = Field(default=8, ge=1)
     max_retries: int = Field(default=8, ge=0)
-    request_timeout: float = Field(default=600.0, gt=0)
+    request_timeout: float = Field(default=900.0, gt=0, description="seconds to wait for one answer (long reasoning takes minutes)")
+    timeout_retries: int = Field(default=1, ge=0, description="retries after a request got no answer in time; a stalled server is rarely back")
     requests_per_minute: float | None = Field(default=None, gt=0, description="client-side limit for hosted APIs")
     tokens_per_minute: float | None = Field(default=None, gt=0, description="client-side limit for hosted APIs")
 
@@ -95,7 +96,10 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[leaf] = yaml.safe_load(raw) if raw else ""
+        try:
+            node[leaf] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({getattr(e, 'problem', None) or e}); quote it") from None
     return data
 
 
@@ -103,10 +107,14 @@ def load_config(model: type[M], path: str | Path | None = None, overrides: Itera
     where = str(path) if path else "options"
     data: dict = {}
     if path is not None:
+        if Path(path).is_dir():
+            raise ConfigError(f"{path}: is a directory, expected a YAML file")
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such file") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             at = f":{mark.line + 1}" if mark else ""

@@ -27,6 +27,7 @@ from handful.metrics import difference_ci, per_problem_accuracy, score
 from handful.models import resolve
 from handful.prompts import messages, render
 from handful.records import Generation, Problem, RecordStore, unique_ids
+from handful.terminal import visible
 
 RUN_FILE, SAMPLES_FILE, SCORES_FILE = "run.json", "samples.jsonl", "scores.json"
 
@@ -143,6 +144,7 @@ def generate(
     what is stored already is skipped. `annotate` adds to a sample before it is stored;
     `should_stop`, asked between chunks of `chunk` prompts, ends the run early (a cost cap):
     chunks finish whole, so no paid-for sample is dropped."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     lookup("engine", ENGINES, cfg.engine.name)
@@ -171,7 +173,7 @@ def generate(
                    TextColumn("{task.fields[rate]}")]
         start, tokens, made = time.monotonic(), 0, 0
         with Grader(cfg.grade.workers, cfg.grade.timeout) as grader, Progress(*columns, console=console) as bar:
-            task = bar.add_task(f"{label} {cfg.model}", total=len(todo) + len(store), completed=len(store), rate="")
+            task = bar.add_task(escape(visible(f"{label} {cfg.model}")), total=len(todo) + len(store), completed=len(store), rate="")
 
             def keep(batch: list[Generation]) -> None:
                 nonlocal tokens, made

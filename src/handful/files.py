@@ -17,11 +17,13 @@ of secrets, and one process writes to it at a time.
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import os
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from handful.errors import ConfigError, HandfulError
 
@@ -48,7 +50,9 @@ def register_config_secrets(node) -> None:
                 register_secret(os.environ.get(value))
             elif isinstance(value, str) and "://" in value:
                 for userinfo in URL_USERINFO.findall(value):
-                    register_secret(userinfo[:-1].partition(":")[2] or userinfo[:-1])
+                    login = unquote(userinfo[:-1])
+                    register_secret(login.partition(":")[2] or login)
+                    register_secret(base64.b64encode(login.encode()).decode())  # as sent in a Basic header
             else:
                 register_config_secrets(value)
     elif isinstance(node, list):
@@ -59,10 +63,12 @@ def register_config_secrets(node) -> None:
 def redact(text: str) -> str:
     values = set(_SECRETS)
     values.update(v for name, v in os.environ.items() if SECRET_NAME.search(name) and len(v) >= 8)
+    if "://" in text:
+        text = URL_USERINFO.sub("[credentials removed]@", text)
     for value in sorted(values, key=len, reverse=True):  # longest first: one secret may contain another
         if value in text:
             text = text.replace(value, "[secret removed]")
-    return URL_USERINFO.sub("[credentials removed]@", text) if "://" in text else text
+    return text
 
 
 # ---- names and containment -----------------------------------------------------------
@@ -111,10 +117,21 @@ def outside_links(root: Path) -> list[Path]:
 # ---- writing -------------------------------------------------------------------------
 
 
+def writable_file(path: str | Path) -> Path:
+    """A path a whole file may be renamed onto: nothing there yet, a regular file, or a link
+    (the link itself is replaced, its target is untouched). A device or a directory is not
+    replaced: renaming over /dev/full would swap the device for a file."""
+    path = Path(path)
+    if path.exists() and not path.is_symlink() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise HandfulError(f"{path}: is {kind}; give the path of a file to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """The whole file or nothing: a temporary file, synced, then renamed over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = writable_file(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:

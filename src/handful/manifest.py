@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 
 from handful import __version__
+from handful.files import read_json, write_text
 
 MANIFEST, HASHES, PROMPTS = "manifest.json", ".hashes.json", "prompts"
 # Beyond what every eval run records (evaluation.versions): handful, python, torch, transformers, math-verify, openai.
@@ -30,14 +31,6 @@ PACKAGES = ("trl", "peft", "accelerate", "datasets", "datasketch", "numpy", "pyd
 # Derived from the manifest or rewritten with it: not hashed into it.
 UNHASHED = {MANIFEST, HASHES, "report.html", "transparency.json", "stages.json", "stages.json.tmp"}
 SKIPPED_DIRS = {"superseded", "checkpoints"}
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    for name, value in os.environ.items():
-        if SECRET_NAME.search(name) and len(value) >= 8 and value in text:
-            text = text.replace(value, f"[value of ${name} removed]")
-    return text
 
 
 def source_revision() -> dict:
@@ -82,7 +75,10 @@ class HashCache:
 
     def __init__(self, path: Path):
         self.path = path
-        self.known = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            self.known = json.loads(path.read_text()) if path.exists() else {}
+        except (ValueError, OSError):
+            self.known = {}  # a cache only: a damaged one is rebuilt
 
     def __call__(self, file: Path) -> str:
         stat = file.stat()
@@ -98,7 +94,7 @@ class HashCache:
         return digest.hexdigest()
 
     def save(self) -> None:
-        self.path.write_text(json.dumps(self.known))
+        write_text(self.path, json.dumps(self.known))
 
 
 def output_files(out: Path, sha: HashCache) -> dict[str, dict]:
@@ -178,7 +174,7 @@ def model_record(name: str, label: str, out: Path, sha: HashCache, example=None)
     prompts = out / PROMPTS
     prompts.mkdir(exist_ok=True)
     text = json.dumps(stored, indent=2, ensure_ascii=False)
-    (prompts / f"{label}.json").write_text(text, encoding="utf-8")
+    write_text(prompts / f"{label}.json", text)
     record["prompt_format"] = {"spec": resolved.spec.model_dump(), "file": f"{PROMPTS}/{label}.json",
                                "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
                                "sha256": hashlib.sha256(text.encode()).hexdigest()}
@@ -245,7 +241,7 @@ def seeds(recipe, out: Path) -> dict:
     if recipe.eval:
         found["eval"] = {name: {"sampling": cfg.sampling.seed, "limit": cfg.limit_seed} for name, cfg in recipe.eval.runs.items()}
     if (out / SEEDS).exists():
-        found["procedural_benchmarks"] = json.loads((out / SEEDS).read_text())
+        found["procedural_benchmarks"] = read_json(out / SEEDS, "seeds file")
     return found
 
 
@@ -292,8 +288,5 @@ def write(out: Path, recipe, state: dict, stages: list) -> dict:
         "files": output_files(out, sha),
     }
     sha.save()
-    text = redact(json.dumps(record, indent=2, default=str))
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(out / MANIFEST)
-    return json.loads(text)
+    write_text(out / MANIFEST, json.dumps(record, indent=2, default=str))
+    return read_json(out / MANIFEST, "manifest")

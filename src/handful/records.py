@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handful.errors import RecordError
-from handful.files import redact
+from handful.files import redact, writable_file
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ class Removal(Record):
 
 
 class SamplingParams(Record):
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_tokens: int = 1024
+    temperature: float = Field(default=0.0, ge=0, description="0: greedy")
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    top_k: int = Field(default=0, ge=0, description="0: no limit")
+    max_tokens: int = Field(default=1024, ge=1)
     seed: int = 0
     stop: list[str] = Field(default_factory=list)
 
@@ -184,8 +184,7 @@ def unique_ids(problems: list[Problem], where: object) -> list[Problem]:
 
 def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> int:
     """Write a whole file atomically (temp file + rename); returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = writable_file(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     count = 0
     try:

@@ -19,7 +19,8 @@ from pathlib import Path
 import yaml
 
 from handful import charts
-from handful.manifest import MANIFEST, redact
+from handful.files import read_json, write_text
+from handful.manifest import MANIFEST
 
 REPORT = "report.html"
 ASSETS = Path(__file__).resolve().parent / "data" / "report"
@@ -27,7 +28,7 @@ MAX_SAMPLES = 5000  # in the browser; the rest stay in samples.jsonl
 
 
 def _json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path) if path.exists() else None
 
 
 def _table(header: list[str], rows: list[list], cls: str = "") -> str:
@@ -179,7 +180,7 @@ def _scores(out: Path, manifest: dict) -> str:
 def _scaling(out: Path) -> str:
     parts = []
     for curve_file in sorted((out / "scale").glob("*/curve.json")):
-        curve = json.loads(curve_file.read_text())
+        curve = read_json(curve_file, "curve")
         series: dict[str, list] = {}
         rows = []
         for p in curve["points"]:
@@ -226,7 +227,7 @@ def _samples(out: Path, manifest: dict) -> tuple[str, list[dict]]:
         problems = {}
         run_file = out / s["name"] / "run.json"
         if run_file.exists():
-            cfg = EvalConfig.model_validate(json.loads(run_file.read_text())["config"])
+            cfg = EvalConfig.model_validate(read_json(run_file, "run settings file")["config"])
             problems = {(name, p.id): p for name, ps in load_problems(cfg).items() for p in ps}
         for g in read_jsonl(out / s["name"] / "samples.jsonl", Generation):
             p = problems.get((g.benchmark, g.problem_id))
@@ -279,13 +280,9 @@ def render(out: str | Path) -> str:
 <script>{(ASSETS / 'report.js').read_text()}</script>
 </body></html>
 """
-    return redact(page)
+    return page
 
 
 def write(out: str | Path) -> Path:
     out = Path(out)
-    path = out / REPORT
-    tmp = out / (REPORT + ".tmp")
-    tmp.write_text(render(out), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(out / REPORT, render(out))  # secrets removed on the way

@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from handful import tasks
 from handful.config import Config, EvalConfig, load_config
 from handful.curation.config import CurateConfig
 from handful.distill import DistillConfig
 from handful.errors import ConfigError
+from handful.files import RunDirectory, inside, read_json, register_config_secrets, safe_name, write_json, write_text
 from handful.scaling import ScaleConfig
 from handful.training.config import GRPORecipe, SFTRecipe, recipe_path, shipped_file
 
@@ -56,6 +57,13 @@ class EvalStage(Config):
     models: list[str] = Field(default_factory=lambda: ["@base", "@train"], min_length=1)
     runs: dict[str, EvalConfig] = Field(min_length=1, description="name: eval settings; each runs once per model (its `model` is replaced)")
 
+    @field_validator("runs")
+    @classmethod
+    def _names_are_folders(cls, runs: dict) -> dict:
+        for name in runs:
+            safe_name("eval run name", name)
+        return runs
+
 
 class ScaleStage(Config):
     models: list[str] = Field(default_factory=lambda: ["@train"], min_length=1)
@@ -63,7 +71,7 @@ class ScaleStage(Config):
 
 
 class RunRecipe(Config):
-    name: str
+    name: str = Field(description="the run's name: its default folder, runs/NAME")
     description: str = ""
     model: str = Field(default="smollm2-135m", description="the student: `@base` in every stage")
     curate: CurateConfig | None = None
@@ -72,6 +80,11 @@ class RunRecipe(Config):
     eval: EvalStage | None = None
     scale: ScaleStage | None = None
     release: dict[str, str] = Field(default_factory=dict, description="where the run's data, traces, model, code and write-up are published (URLs)")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder(cls, name: str) -> str:
+        return safe_name("recipe name", name)
 
     @model_validator(mode="before")
     @classmethod
@@ -103,7 +116,9 @@ class Stage:
 
 
 def _label(model: str) -> str:
-    return {"@base": "base", "@train": "trained"}.get(model) or "".join(c if c.isalnum() or c in "-_." else "-" for c in model).strip("-")
+    """A model's folder name: its role, or its name with anything but letters, digits, '-', '_' and '.' made '-'."""
+    label = {"@base": "base", "@train": "trained"}.get(model) or "".join(c if c.isalnum() or c in "-_." else "-" for c in model).strip("-.")
+    return safe_name("model label", label or "model")
 
 
 def _dotted(settings: dict, prefix: str = "") -> list[str]:
@@ -169,13 +184,12 @@ def draw_seeds(recipe: RunRecipe, out: Path) -> dict[str, str]:
     """One seed per unseeded `dyn:` benchmark for the whole run, so that before and after
     fine-tuning, with and without a budget, see the very same fresh problems."""
     path = out / SEEDS
-    seeds = json.loads(path.read_text()) if path.exists() else {}
+    seeds = read_json(path, "seeds file") if path.exists() else {}
     wanted = [s for s in unseeded(recipe) if s not in seeds]
     if wanted:
         seeded, _ = tasks.with_seeds(wanted)
         seeds.update(dict(zip(wanted, seeded)))
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(seeds, indent=2))
+        write_json(path, seeds)
     return seeds
 
 
@@ -243,13 +257,11 @@ def command(out: Path, stage: Stage, recipe: RunRecipe) -> list[str]:
 
 def load_state(out: Path) -> dict:
     path = out / STATE
-    return json.loads(path.read_text()) if path.exists() else {"stages": {}, "invocations": []}
+    return read_json(path, "stage record") if path.exists() else {"stages": {}, "invocations": []}
 
 
 def save_state(out: Path, state: dict) -> None:
-    tmp = out / (STATE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(out / STATE)
+    write_json(out / STATE, state)
 
 
 def _execute(stage: Stage, cfg: Any, folder: Path, recipe: RunRecipe, out: Path, console) -> dict:
@@ -303,17 +315,22 @@ def _peak_rss_mb() -> float:
 def run_recipe(recipe: RunRecipe, recipe_text: str, out: str | Path, *, console=None,
                on_stage: Callable[[Stage, str], None] | None = None) -> dict:
     """Every stage the recipe names, then the manifest, the transparency score and the report."""
+    with RunDirectory(out) as out:
+        return _run_recipe(recipe, recipe_text, out, console, on_stage)
+
+
+def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, console, on_stage) -> dict:
     from handful import manifest, report, transparency
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    from handful.manifest import redact
-
-    (out / "recipe.yaml").write_text(redact(recipe_text), encoding="utf-8")
+    register_config_secrets(recipe.model_dump(mode="json"))
+    # Every stage's settings are resolved before any stage runs: a typo in a placeholder
+    # fails now, not after the stages before it.
     seeds = draw_seeds(recipe, out)
     stages = plan(recipe, seeds)
     stage_keys = keys(stages)
     values = placeholders(recipe, out)
+    settings = {stage.name: resolved(stage.config, values) for stage in stages}
+    write_text(out / "recipe.yaml", recipe_text)
     state = load_state(out)
     state["invocations"].append({"argv": [Path(sys.argv[0]).name, *sys.argv[1:]], "started": time.time()})
     save_state(out, state)
@@ -325,16 +342,16 @@ def run_recipe(recipe: RunRecipe, recipe_text: str, out: str | Path, *, console=
                 on_stage(stage, "unchanged, skipped")
             continue
         if record and record["key"] != key and folder.exists():
-            aside = out / "superseded" / f"{stage.slug}-{record['key'][:10]}"
-            shutil.rmtree(aside, ignore_errors=True)  # an older copy of the very same settings
+            aside = inside(out, out / "superseded" / f"{stage.slug}-{record['key'][:10]}")
+            inside(out, folder)
+            if aside.exists():
+                shutil.rmtree(aside)  # an older copy of the very same settings
             aside.parent.mkdir(parents=True, exist_ok=True)
             folder.rename(aside)
             if on_stage:
                 on_stage(stage, f"settings changed; the earlier results moved to {aside}")
-        cfg = resolved(stage.config, values)
-        path = config_path(out, stage)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        cfg = settings[stage.name]
+        write_text(config_path(out, stage), yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         resumed = bool(record and record["key"] == key)
         state["stages"][stage.name] = {"key": key, "status": "started", "started": time.time(), "command": command(out, stage, recipe),
                                        "resumed": resumed, "previous_seconds": (record or {}).get("seconds_spent", 0.0) if resumed else 0.0}
@@ -377,13 +394,13 @@ def write_reproduce(out: Path, recipe: RunRecipe, state: dict, stages: list[Stag
     ]
     lines += [f"       {' '.join(state['stages'][s.name]['command'])}" for s in stages if s.name in state["stages"]]
     lines += ["", "4. Check the run: `handful transparency NEW` and `handful report NEW` (report.html).", ""]
-    (out / "REPRODUCE.md").write_text("\n".join(lines), encoding="utf-8")
+    write_text(out / "REPRODUCE.md", "\n".join(lines))
 
 
 def describe(recipe: RunRecipe, out: str | Path) -> list[dict]:
     """--dry-run: every stage's full settings and the command it would launch; nothing is written."""
     out = Path(out)
-    seeds = json.loads((out / SEEDS).read_text()) if (out / SEEDS).exists() else {}
+    seeds = read_json(out / SEEDS, "seeds file") if (out / SEEDS).exists() else {}
     stages = plan(recipe, seeds)
     values = placeholders(recipe, out)
     stage_keys = keys(stages)

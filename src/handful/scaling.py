@@ -13,24 +13,26 @@ other; the curve is computed from their samples. Two numbers summarise it, as s1
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from pathlib import Path
+
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from handful.config import Config, EvalConfig
 from handful.errors import ConfigError
 from handful.evaluation import SAMPLES_FILE, evaluate, seed_benchmarks
+from handful.files import RunDirectory, write_json
 from handful.records import Generation, read_jsonl
 
 
 class ScaleConfig(Config):
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    max_thinking: list[int] = Field(default_factory=lambda: [64, 128, 256, 512], min_length=1)
-    min_thinking: list[int] = Field(default_factory=lambda: [0])
-    waits: list[int] = Field(default_factory=lambda: [0])
-    votes: list[int] = Field(default_factory=lambda: [1], description="maj@k for these k; n = the largest")
+    max_thinking: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 128, 256, 512], min_length=1)
+    min_thinking: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    waits: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    votes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1, description="maj@k for these k; n = the largest")
 
     @model_validator(mode="after")
     def _sampled_when_voting(self):
@@ -59,7 +61,11 @@ def slope(curve: list[dict]) -> float | None:
 
 
 def scale(cfg: ScaleConfig, out: str | Path, console=None) -> dict:
-    out = Path(out)
+    with RunDirectory(out) as out:
+        return _scale(cfg, out, console)
+
+
+def _scale(cfg: ScaleConfig, out: Path, console) -> dict:
     n = max(cfg.votes)
     curve = []
     # Every point must see the same fresh problems: seeds are fixed once, by the first point.
@@ -84,7 +90,7 @@ def scale(cfg: ScaleConfig, out: str | Path, console=None) -> dict:
         for b in benchmarks
     }
     result = {"points": curve, "summary": summary, "config": cfg.model_dump(mode="json")}
-    (out / "curve.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "curve.json", result)
     plot(curve, out / "curve.png", f"{cfg.eval.model}: accuracy vs thinking tokens")
     return result
 

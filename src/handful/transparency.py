@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from handful.manifest import MANIFEST
+from handful.files import read_json, write_json
 
 CHECKLIST = Path(__file__).resolve().parent / "data" / "transparency" / "checklist.json"
 OUTPUT = "transparency.json"
@@ -38,7 +39,7 @@ class Evidence:
             from handful.errors import ConfigError
 
             raise ConfigError(f"{out}: no {MANIFEST}; score a directory written by `handful run`")
-        self.manifest = json.loads(path.read_text())
+        self.manifest = read_json(path, "manifest")
         self.stages = {s["name"]: s for s in self.manifest["stages"]}
         self.settings = self.manifest["recipe"]["settings"]
 
@@ -229,7 +230,7 @@ def _scores(ev: Evidence) -> list[dict]:
     for s in ev.done("eval"):
         path = ev.out / s["name"] / "scores.json"
         if path.exists():
-            found.append(json.loads(path.read_text()))
+            found.append(read_json(path, "scores file"))
     return found
 
 
@@ -367,5 +368,5 @@ def score(out: str | Path) -> dict:
 
 def write(out: str | Path) -> dict:
     result = score(out)
-    (Path(out) / OUTPUT).write_text(json.dumps(result, indent=2))
+    write_json(Path(out) / OUTPUT, result)
     return result

@@ -9,6 +9,7 @@ supplies, or a JSONL file of Problem records (`problems.jsonl`). `--limit` subse
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,7 +52,15 @@ def load_benchmark(spec: str, data: str | Path | None = None, limit: int | None 
     return unique_ids(_load(spec, data, limit, limit_seed), f"benchmark {spec}")
 
 
+def check_scheme(spec: str, kind: str = "benchmark") -> None:
+    """A spec that starts like `scheme:` names one handful knows; `csv:x.jsonl` is not a file path."""
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):", spec)
+    if scheme and f"{scheme.group(1)}:" not in (*FILE_SCHEMES, tasks.SCHEME) and not Path(spec).exists():
+        raise ConfigError(f"{kind} {spec!r}: unknown scheme {scheme.group(1)!r}; use jsonl:, parquet:, hf: or dyn:, or a plain path")
+
+
 def _load(spec: str, data: str | Path | None, limit: int | None, limit_seed: int) -> list[Problem]:
+    check_scheme(spec)
     if spec.startswith(FILE_SCHEMES):
         return userfile.load_file(spec)
     if spec.startswith(tasks.SCHEME):

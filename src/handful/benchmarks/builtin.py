@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from handful.extract import last_boxed
+from handful.errors import RecordError
 from handful.records import Problem, read_dicts
 
 DATA = Path(__file__).parent / "data"
@@ -143,7 +144,17 @@ def gpqa_diamond(path: str | Path) -> list[Problem]:
     """GPQA-Diamond from a file the user holds: never shipped, at its authors' request."""
     problems = []
     for number, r in read_dicts(path):
-        options = r["options"] if isinstance(r["options"], list) else ast.literal_eval(r["options"])
+        where = f"{path}:{number}"
+        missing = [k for k in ("options", "answer") if k not in r] + ([] if "question" in r or "ori_question" in r else ["question"])
+        if missing:
+            raise RecordError(f"{where}: no field {', '.join(map(repr, missing))} (GPQA-Diamond rows have question, options, answer); "
+                              f"the row has {', '.join(sorted(r))}")
+        try:
+            options = r["options"] if isinstance(r["options"], list) else ast.literal_eval(r["options"])
+        except (ValueError, SyntaxError):
+            raise RecordError(f"{where}: field 'options' is not a list of answers") from None
+        if not isinstance(options, list) or not 2 <= len(options) <= 4 or not isinstance(r["answer"], str):
+            raise RecordError(f"{where}: field 'options' must list 2 to 4 answers and 'answer' must be a letter")
         letters = "ABCD"[: len(options)]
         question = r.get("ori_question") or r["question"]
         listed = "\n".join(f"{letter}. {option}" for letter, option in zip(letters, options))

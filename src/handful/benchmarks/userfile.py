@@ -78,16 +78,27 @@ def load_file(spec: str) -> list[Problem]:
             import pyarrow.parquet as pq
         except ImportError:
             raise ConfigError("parquet benchmarks need pyarrow: pip install 'handful[parquet]'") from None
-        if not Path(target).exists():
+        if not Path(target).is_file():
             raise RecordError(f"{target}: no such file")
-        rows = ((f"{target}:row {i}", row) for i, row in enumerate(pq.read_table(target).to_pylist()))
+        try:
+            table = pq.read_table(target)
+        except Exception as e:  # noqa: BLE001 (pyarrow raises several kinds for a file that is not parquet)
+            raise RecordError(f"{target}: not a readable parquet file ({str(e).splitlines()[0]})") from None
+        rows = ((f"{target}:row {i}", row) for i, row in enumerate(table.to_pylist()))
     elif scheme == "hf":
         try:
             import datasets
         except ImportError:
             raise ConfigError("hub benchmarks need datasets: pip install 'handful[hub]'") from None
         split = params.get("split", "test")
-        rows = ((f"{target}[{split}]:row {i}", row) for i, row in enumerate(datasets.load_dataset(target, split=split)))
+        try:
+            dataset = datasets.load_dataset(target, split=split)
+        except Exception as e:  # noqa: BLE001 (offline, unknown dataset or split: the hub's errors vary)
+            raise ConfigError(
+                f"benchmark {spec!r}: the hub dataset could not be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                "offline, download it elsewhere and use jsonl: or parquet:"
+            ) from None
+        rows = ((f"{target}[{split}]:row {i}", row) for i, row in enumerate(dataset))
     else:
         raise ConfigError(f"benchmark {spec!r}: unknown scheme {scheme!r}; use jsonl:, parquet: or hf:")
     problems = [_problem(row, i, where, params, name) for i, (where, row) in enumerate(rows)]

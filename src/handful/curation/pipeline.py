@@ -25,7 +25,8 @@ from handful.curation import dedup, decontam, difficulty, rules, select
 from handful.curation.config import CurateConfig
 from handful.curation.pools import load_pool
 from handful.errors import ConfigError, RecordError
-from handful.records import Problem, Removal, read_jsonl, write_jsonl
+from handful.files import RunDirectory, read_json, write_json
+from handful.records import Problem, Removal, read_jsonl, unique_ids, write_jsonl
 
 SELECTED, REMOVED, FUNNEL = "selected.jsonl", "removed.jsonl", "funnel.json"
 _DIGITS = re.compile(r"\d+")
@@ -47,7 +48,7 @@ def _noted(problem: Problem, **facts) -> Problem:
 def load_pools(specs: list[str]) -> list[Problem]:
     problems, seen = [], {}
     for spec in specs:
-        for p in load_pool(spec):
+        for p in unique_ids(load_pool(spec), f"pool {spec}"):
             if p.id in seen:
                 raise RecordError(f"problem id {p.id!r} is in both {seen[p.id]} and {spec}; give the pools distinct ids (id=... in the spec)")
             seen[p.id] = spec
@@ -221,10 +222,13 @@ def _key(cfg: CurateConfig, section: str, problems: list[Problem]) -> str:
 
 
 def curate(cfg: CurateConfig, out: str | Path, console=None, on_stage: Callable[[str, int, int], None] | None = None) -> list[dict]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "curate.json").write_text(json.dumps(cfg.model_dump(mode="json"), indent=2))
-    problems = load_pools(cfg.pools)
+    with RunDirectory(out) as out:
+        return _curate(cfg, out, console, on_stage)
+
+
+def _curate(cfg: CurateConfig, out: Path, console, on_stage) -> list[dict]:
+    problems = load_pools(cfg.pools)  # read before anything is written: a bad pool leaves --out as it was
+    write_json(out / "curate.json", cfg.model_dump(mode="json"))
     funnel = [{"stage": "pool", "count": len(problems)}]
     all_removed: list[Removal] = []
     for number, (name, run) in enumerate(STAGES.items(), start=1):
@@ -235,7 +239,7 @@ def curate(cfg: CurateConfig, out: str | Path, console=None, on_stage: Callable[
         folder = out / "stages" / f"{number}-{name}"
         key = _key(cfg, name, problems)
         done = folder / "done.json"
-        if done.exists() and json.loads(done.read_text()).get("key") == key:
+        if done.exists() and read_json(done, "stage record").get("key") == key:
             kept = read_jsonl(folder / "kept.jsonl", Problem, allow_empty=True)
             removed = read_jsonl(folder / "removed.jsonl", Removal, allow_empty=True)
         else:
@@ -244,7 +248,7 @@ def curate(cfg: CurateConfig, out: str | Path, console=None, on_stage: Callable[
             kept, removed = run(problems, cfg, folder, console)
             write_jsonl(folder / "kept.jsonl", kept)
             write_jsonl(folder / "removed.jsonl", removed)
-            done.write_text(json.dumps({"key": key, "kept": len(kept), "removed": len(removed)}))
+            write_json(done, {"key": key, "kept": len(kept), "removed": len(removed)})
         problems = kept
         all_removed += removed
         reasons: dict[str, int] = {}
@@ -256,5 +260,5 @@ def curate(cfg: CurateConfig, out: str | Path, console=None, on_stage: Callable[
             on_stage(name, before, len(kept))
     write_jsonl(out / SELECTED, problems)
     write_jsonl(out / REMOVED, all_removed)
-    (out / FUNNEL).write_text(json.dumps(funnel, indent=2))
+    write_json(out / FUNNEL, funnel)
     return funnel

@@ -14,9 +14,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from handful.benchmarks import FILE_SCHEMES, load_benchmark, userfile
+from handful.benchmarks import FILE_SCHEMES, check_scheme, load_benchmark, userfile
 from handful.benchmarks.builtin import gsm8k_problems
-from handful.errors import lookup
+from handful.errors import ConfigError, lookup
 from handful.extract import last_boxed
 from handful.records import Problem, read_dicts
 
@@ -98,11 +98,15 @@ def pool_source(spec: str) -> tuple[str, str]:
 def load_pool(spec: str) -> list[Problem]:
     from handful import tasks
 
+    check_scheme(spec, "pool")
     if spec.startswith(FILE_SCHEMES):
         return userfile.load_file(spec)
     if spec.startswith(tasks.SCHEME):
         name, params = tasks.parse_spec(spec)
-        return tasks.sample(name, params.get("n", tasks.DEFAULT_N), params.get("seed", 0), params.get("difficulty"))
+        n = params.get("n", tasks.DEFAULT_N)
+        if n > tasks.MAX_N:
+            raise ConfigError(f"pool {spec!r}: n={n} is more than {tasks.MAX_N} problems to draw; lower n")
+        return tasks.sample(name, n, params.get("seed", 0), params.get("difficulty"))
     if spec.endswith((".jsonl", ".jsonl.gz")):
         return load_benchmark(spec)  # Problem records, e.g. from `handful tasks sample`
     return lookup("pool", POOLS, spec)()

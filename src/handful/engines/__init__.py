@@ -25,7 +25,7 @@ def _openai(model: ResolvedModel, cfg: EngineConfig, tokenizer=None) -> Engine:
     return OpenAIEngine(
         model.name, model.spec, base_url=cfg.base_url, served_model=cfg.served_model, api_key_env=cfg.api_key_env,
         endpoint=endpoint, tokenizer=tokenizer, concurrency=cfg.concurrency, max_retries=cfg.max_retries,
-        request_timeout=cfg.request_timeout, requests_per_minute=cfg.requests_per_minute, tokens_per_minute=cfg.tokens_per_minute,
+        request_timeout=cfg.request_timeout, timeout_retries=cfg.timeout_retries, requests_per_minute=cfg.requests_per_minute, tokens_per_minute=cfg.tokens_per_minute,
     )
 
 

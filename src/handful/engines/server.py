@@ -12,6 +12,7 @@ config, a manifest or a log.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import time
@@ -25,6 +26,7 @@ from handful.models import ModelSpec
 from handful.records import Generation, SamplingParams
 
 RETRY_STATUS = {408, 409, 429}
+log = logging.getLogger(__name__)
 
 
 def _retry_after(error) -> float | None:
@@ -34,6 +36,17 @@ def _retry_after(error) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+class NotACompletion(Exception):
+    """A 200 answer without the completion it should hold: retrying the same request will not help."""
+
+
+def _choice(response):
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise NotACompletion(f"the server answered without a completion (no choices in {str(response)[:120]!r})")
+    return choices[0]
 
 
 def _transient(error: Exception) -> bool:
@@ -51,7 +64,7 @@ class OpenAIEngine:
     def __init__(
         self, model_name: str, spec: ModelSpec, *, base_url: str, served_model: str | None = None,
         api_key_env: str | None = None, endpoint: str = "completions", tokenizer=None, concurrency: int = 8,
-        max_retries: int = 8, request_timeout: float = 600.0, backoff_base: float = 0.5, backoff_cap: float = 30.0,
+        max_retries: int = 8, request_timeout: float = 900.0, timeout_retries: int = 1, backoff_base: float = 0.5, backoff_cap: float = 30.0,
         requests_per_minute: float | None = None, tokens_per_minute: float | None = None,
     ):
         if endpoint not in ("completions", "chat"):
@@ -65,6 +78,7 @@ class OpenAIEngine:
         self.served_model = served_model or model_name
         self.base_url, self.api_key = base_url, api_key
         self.concurrency, self.max_retries, self.request_timeout = concurrency, max_retries, request_timeout
+        self.timeout_retries = timeout_retries
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.limiter = RateLimiter(requests_per_minute, tokens_per_minute)
 
@@ -85,12 +99,14 @@ class OpenAIEngine:
         if self.endpoint == "completions":
             response = await client.completions.create(prompt=prompt.text if text is None else text, **params)
             self.limiter.spend(getattr(response.usage, "total_tokens", 0) or 0)
-            choice = response.choices[0]
-            return choice.text, choice.finish_reason, response.usage
+            choice = _choice(response)
+            return choice.text or "", choice.finish_reason, response.usage
         response = await client.chat.completions.create(messages=prompt.messages, **params)
         self.limiter.spend(getattr(response.usage, "total_tokens", 0) or 0)
-        choice = response.choices[0]
+        choice = _choice(response)
         message = choice.message
+        if message is None:
+            raise NotACompletion("the server answered with a choice that holds no message")
         text = message.content or ""
         reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
         if reasoning:  # reasoning models that return their thinking in a separate field
@@ -98,13 +114,22 @@ class OpenAIEngine:
         return text, choice.finish_reason, response.usage
 
     async def _with_retries(self, client, prompt: Prompt, sampling: SamplingParams, text: str | None = None, **override):
+        import openai
+
+        stalls = 0
         for attempt in range(self.max_retries + 1):
             try:
                 return (*(await self._request(client, prompt, sampling, text, **override)), attempt)
             except Exception as error:  # noqa: BLE001 (classified right below)
                 if not _transient(error):
                     raise EngineError(f"{self.base_url}: request for {prompt.problem_id} failed: {error}") from None
-                if attempt == self.max_retries:
+                stalled = isinstance(error, openai.APITimeoutError)
+                stalls += stalled
+                if stalled:
+                    error = f"no answer within {self.request_timeout:g} s (engine.request_timeout)"
+                    log.warning("%s: %s for %s (attempt %d)", self.base_url, error, prompt.problem_id, attempt + 1)
+                # A server that stalls once is often stuck: time-outs are retried fewer times than errors.
+                if attempt == self.max_retries or stalls > self.timeout_retries:
                     raise EngineError(f"{self.base_url}: giving up on {prompt.problem_id} after {attempt + 1} attempts: {error}") from None
                 wait = _retry_after(error)
                 if wait is None:
