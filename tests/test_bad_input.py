@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import http.server
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -370,7 +369,7 @@ def test_a_served_teacher_is_the_servers_to_name(tmp_path, echo_server, teacher)
 
 def _served_models(recipe: dict) -> list[tuple[str, dict]]:
     """(model, engine settings) of every stage of a recipe that talks to a server."""
-    found = []
+    found = [(recipe.get("model", "smollm2-135m"), {"engine": {"name": "openai"}})]  # the student, served as vLLM would
     teacher = (recipe.get("distill") or {}).get("teacher") or {}
     if (teacher.get("engine") or {}).get("name") == "openai":
         found.append((teacher["model"], teacher))
@@ -381,15 +380,16 @@ def _served_models(recipe: dict) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("recipe_file", sorted(SHIPPED_RECIPES.glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_shipped_recipes_served_models_resolve_against_a_local_server(tmp_path, echo_server, recipe_file):
+def test_every_shipped_recipes_served_models_resolve_against_a_local_server(tmp_path, echo_server, recipe_file, monkeypatch):
     from handful.config import EvalConfig
     from handful.evaluation import evaluate
 
     recipe = yaml.safe_load(recipe_file.read_text())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a hub id's tokenizer is not fetched: the server has the model
     for i, (model, settings) in enumerate(_served_models(recipe)):
         engine = {**settings["engine"], "base_url": echo_server.url, "concurrency": 2}
         if engine.get("api_key_env"):
-            os.environ.setdefault(engine["api_key_env"], "local-test-key")
+            monkeypatch.setenv(engine["api_key_env"], "local-test-key")
         cfg = EvalConfig(model=model, benchmarks=["dyn:addition?digits=1&n=1&seed=0"], engine=engine,
                          sampling={**settings.get("sampling", {}), "max_tokens": 16}, n=1)
         scores = evaluate(cfg, tmp_path / f"served-{i}")
@@ -559,6 +559,15 @@ def test_a_hub_dataset_while_offline_is_a_message(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     refused(cli("eval", "--out", tmp_path / "out", "--benchmark", "hf:nobody/nothing?question=q&answer=a", env=env),
             "could not be loaded", "jsonl:")
+
+
+def test_an_unreachable_hub_is_named_at_once(tmp_path):
+    pytest.importorskip("datasets")
+    started = time.monotonic()
+    refused(cli("eval", "--out", tmp_path / "out", "--benchmark", "hf:nobody/nothing?question=q&answer=a",
+                env={"HF_ENDPOINT": "https://hub.invalid", "HF_HUB_OFFLINE": None, "HF_DATASETS_OFFLINE": None}),
+            "hub.invalid", "cannot be reached")
+    assert time.monotonic() - started < 15  # the hub client alone retries for about 25 s
 
 
 def test_a_gpqa_file_with_the_wrong_fields(tmp_path):

@@ -68,6 +68,25 @@ def _problem(row: dict, index: int, where: str, params: dict[str, str], name: st
         raise RecordError(f"{where}: {bad}") from None
 
 
+def _hub_reachable(spec: str) -> None:
+    """Offline, the hub client retries for about 25 s before it gives up: a failed name lookup
+    says the same at once. A dataset already in the local cache loads with HF_HUB_OFFLINE=1."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
+        return
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        raise ConfigError(
+            f"benchmark {spec!r}: the hub ({host}) cannot be reached from here; download the dataset elsewhere and use "
+            "jsonl: or parquet:, or set HF_HUB_OFFLINE=1 to use a copy in the local cache"
+        ) from None
+
+
 def load_file(spec: str) -> list[Problem]:
     scheme, target, params = parse_spec(spec)
     name = params.get("name") or Path(target).stem
@@ -91,6 +110,7 @@ def load_file(spec: str) -> list[Problem]:
         except ImportError:
             raise ConfigError("hub benchmarks need datasets: pip install 'handful[hub]'") from None
         split = params.get("split", "test")
+        _hub_reachable(spec)
         try:
             dataset = datasets.load_dataset(target, split=split)
         except Exception as e:  # noqa: BLE001 (offline, unknown dataset or split: the hub's errors vary)
