@@ -149,8 +149,8 @@ class OpenAIEngine:
         """s1's budget forcing as continuation requests, decided by the same Forcer as in the
         `hf` engine, one piece of text at a time: the text so far is sent back each round, so
         servers with prefix caching (vLLM, SGLang, llama.cpp) reuse the prompt."""
-        top = budget.max_thinking_tokens if budget.max_thinking_tokens is not None else sampling.max_tokens
-        # Without a maximum, thinking still cannot outgrow the request's token limit.
+        top = min(budget.max_thinking_tokens or sampling.max_tokens, sampling.max_tokens)
+        # Thinking cannot outgrow the sample's token limit, as in the hf engine.
         bounded = budget.model_copy(update={"max_thinking_tokens": top})
         forcer = Forcer(bounded, lambda piece: [0] * self._tokens(piece), self.spec.think_close)
         text, retries = "", 0
@@ -174,7 +174,8 @@ class OpenAIEngine:
         answer, finish, usage, tries = await self._with_retries(
             client, prompt, sampling, prompt.text + text, max_tokens=max(1, sampling.max_tokens - used)
         )
-        return text + answer, finish, forcer.thinking_tokens, forcer.waits, forcer.forced_cut, retries + tries
+        total = used + self._tokens(answer, usage)
+        return text + answer, finish, forcer.thinking_tokens, total, forcer.waits, forcer.forced_cut, retries + tries
 
     def _count(self, text: str, usage) -> tuple[int, int, int, str]:
         """(prompt, completion, thinking) tokens, and where the numbers came from."""
@@ -205,14 +206,16 @@ class OpenAIEngine:
                     if budget is None:
                         text, finish, usage, retries = await self._with_retries(client, prompt, sampling)
                     else:
-                        text, finish, thinking, waits, cut, retries = await self._with_budget(client, prompt, sampling, budget)
+                        text, finish, thinking, total, waits, cut, retries = await self._with_budget(client, prompt, sampling, budget)
                         usage = None
                         forcing = {"budget": budget.model_dump(), "waits": waits, "forced_cut": cut}
                 latency = round(time.monotonic() - began, 3)
                 prompt_tokens, completion, thinking_count, source = self._count(text, usage)
-                if forcing:  # several requests: the counts are the tokenizer's, over the whole text
+                if forcing:  # several requests: the tokenizer's counts over the whole text, or those the budget kept
                     source = "tokenizer" if self.tokenizer is not None else "characters / 4"
                     prompt_tokens = self._tokens(prompt.text)
+                    if self.tokenizer is None:
+                        completion, thinking_count = total, thinking
                 generation = make_generation(
                     prompt, text, model=self.model_name, engine=self.name, sampling=sampling, spec=self.spec,
                     prompt_tokens=prompt_tokens, completion_tokens=completion, thinking_tokens=thinking_count,
