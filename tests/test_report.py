@@ -139,11 +139,6 @@ def test_every_name_in_the_page_stays_text(tmp_path):
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report._json reads through files.read_json, which refuses anything but a JSON object, and "
-    "curate/funnel.json is a list: report.write fails for every run with a curate stage (since 878b473)",
-)
 def test_curation_stages_and_domains_stay_text(tmp_path):
     page = check_escaped(hostile_run(tmp_path, funnel=True))
     cells = {data for tag, data in page.texts if tag == "td"}

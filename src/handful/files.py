@@ -149,8 +149,8 @@ def write_json(path: str | Path, data) -> Path:
     return write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def read_json(path: str | Path, what: str = "file") -> dict:
-    """A JSON object that handful wrote, or a clear error when it is damaged."""
+def read_json(path: str | Path, what: str = "file", expect: type = dict):
+    """JSON that handful wrote (an object unless `expect` says otherwise), or a clear error when it is damaged."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -158,8 +158,8 @@ def read_json(path: str | Path, what: str = "file") -> dict:
         raise HandfulError(
             f"{path}: the {what} is damaged ({e}); restore it, or move the directory away and start again"
         ) from None
-    if not isinstance(data, dict):
-        raise HandfulError(f"{path}: the {what} is damaged (not a JSON object)")
+    if not isinstance(data, expect):
+        raise HandfulError(f"{path}: the {what} is damaged (not a JSON {'object' if expect is dict else expect.__name__})")
     return data
 
 

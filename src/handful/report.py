@@ -28,7 +28,7 @@ MAX_SAMPLES = 5000  # in the browser; the rest stay in samples.jsonl
 
 
 def _json(path: Path):
-    return read_json(path) if path.exists() else None
+    return read_json(path, expect=object) if path.exists() else None
 
 
 def _table(header: list[str], rows: list[list], cls: str = "") -> str:
