@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 from handful.config import EvalConfig, load_config
@@ -16,13 +17,27 @@ from handful.records import Problem, read_jsonl
 from handful.training.config import RECIPES, GRPORecipe, SFTRecipe, recipe_path
 from handful.training.sft import load_pairs, train_sft
 
-QUICK = dict(batch_size=4, save_steps=2, logging_steps=1, report_to=["none"], lr=1e-3, warmup=0, bf16=False)
+QUICK = {
+    "batch_size": 4,
+    "save_steps": 2,
+    "logging_steps": 1,
+    "report_to": ["none"],
+    "lr": 1e-3,
+    "warmup": 0,
+    "bf16": False,
+}
 
 
 @pytest.fixture(scope="module")
 def traces(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("distilled")
-    distill(DistillConfig(problems="dyn:addition?digits=2&n=20&seed=4", teacher={"model": str(tiny_model), "engine": {"name": "program"}}), out)
+    distill(
+        DistillConfig(
+            problems="dyn:addition?digits=2&n=20&seed=4",
+            teacher={"model": str(tiny_model), "engine": {"name": "program"}},
+        ),
+        out,
+    )
     return out
 
 
@@ -35,8 +50,35 @@ def test_sft_makes_a_checkpoint_that_eval_loads(tiny_model, traces, tmp_path):
     assert (model / "model.safetensors").exists() and (model / "handful.json").exists()
     manifest = json.loads((tmp_path / "train.json").read_text())
     assert manifest["versions"]["trl"] and manifest["data_sha256"] and manifest["recipe"]["lr"] == 1e-3
-    scores = evaluate(EvalConfig(model=str(model), benchmarks=["dyn:addition?digits=2&n=3&seed=9"], sampling={"max_tokens": 8}), tmp_path / "eval")
+    scores = evaluate(
+        EvalConfig(model=str(model), benchmarks=["dyn:addition?digits=2&n=3&seed=9"], sampling={"max_tokens": 8}),
+        tmp_path / "eval",
+    )
     assert scores["benchmarks"]["dyn:addition?digits=2"]["n_samples"] == 3
+
+
+def test_the_lowest_validation_loss_chooses_the_checkpoint(tiny_model, traces, tmp_path):
+    from safetensors.torch import load_file
+
+    # A constant rate this high overshoots after two steps, so the best checkpoint is not the
+    # last one, and taking the last one by mistake shows.
+    quick = {**QUICK, "lr": 0.5, "scheduler": "constant"}
+    recipe = SFTRecipe(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=4, val_fraction=0.2, **quick)
+    summary = train_sft(recipe, tmp_path)
+    manifest = json.loads((tmp_path / "train.json").read_text())
+    losses = {e["step"]: e["eval_loss"] for e in manifest["log"] if "eval_loss" in e}
+    assert sorted(losses) == [2, 4]
+    best = min(losses, key=losses.get)
+    assert best != 4, losses  # the premise of this test
+    checkpoints = tmp_path / "checkpoints"
+    assert manifest["best_checkpoint"] == summary["best_checkpoint"] == str(checkpoints / f"checkpoint-{best}")
+    assert manifest["best_validation_loss"] == pytest.approx(losses[best])
+    # The model handed to eval is that checkpoint, weight for weight, not the last one.
+    model = load_file(tmp_path / "model" / "model.safetensors")
+    chosen = load_file(checkpoints / f"checkpoint-{best}" / "model.safetensors")
+    last = load_file(checkpoints / "checkpoint-4" / "model.safetensors")
+    assert model.keys() == chosen.keys() and all(torch.equal(model[k], chosen[k]) for k in model)
+    assert not all(torch.equal(model[k], last[k]) for k in model)
 
 
 def test_the_training_prompt_is_the_eval_prompt_token_for_token(tiny_model, traces):
@@ -47,23 +89,42 @@ def test_the_training_prompt_is_the_eval_prompt_token_for_token(tiny_model, trac
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     pairs = load_pairs(traces / "sft.jsonl")[:5]
-    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model), processing_class=tokenizer, train_dataset=Dataset.from_list(pairs),
-                         args=SFTConfig(output_dir="/tmp/unused", use_cpu=True, bf16=False, completion_only_loss=True, report_to="none", max_length=2048,
-                                       activation_checkpointing=False))
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model),
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_list(pairs),
+        args=SFTConfig(
+            output_dir="/tmp/unused",
+            use_cpu=True,
+            bf16=False,
+            completion_only_loss=True,
+            report_to="none",
+            max_length=2048,
+            activation_checkpointing=False,
+        ),
+    )
     problems = {p.id: p for p in read_jsonl(traces / "problems.jsonl", Problem)}
     rows = [json.loads(line) for line in (traces / "sft.jsonl").read_text().splitlines()][:5]
     spec = resolve(str(tiny_model)).spec
     for row, example in zip(rows, trainer.train_dataset):
         prompt_ids = [t for t, label in zip(example["input_ids"], example["labels"]) if label == -100]
-        assert prompt_ids == tokenizer(render(problems[row["problem_id"]], spec, tokenizer), add_special_tokens=False)["input_ids"]
+        assert (
+            prompt_ids
+            == tokenizer(render(problems[row["problem_id"]], spec, tokenizer), add_special_tokens=False)["input_ids"]
+        )
         response = tokenizer.decode([t for t, label in zip(example["input_ids"], example["labels"]) if label != -100])
         assert response.startswith(spec.think_open) and "\\boxed{" in response
 
 
 def test_truncation_is_counted_and_resume_continues(tiny_model, traces, tmp_path):
-    recipe = SFTRecipe(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=2, max_seq_len=64, val_fraction=0, **QUICK)
+    recipe = SFTRecipe(
+        model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=2, max_seq_len=64, val_fraction=0, **QUICK
+    )
     first = train_sft(recipe, tmp_path)
-    assert first["truncation"]["truncated"] == first["truncation"]["samples"] == 20 and first["truncation"]["tokens_cut_mean"] > 0
+    assert (
+        first["truncation"]["truncated"] == first["truncation"]["samples"] == 20
+        and first["truncation"]["tokens_cut_mean"] > 0
+    )
     with pytest.raises(ConfigError, match="--resume"):
         train_sft(recipe, tmp_path)
     second = train_sft(recipe.model_copy(update={"max_steps": 4}), tmp_path, resume=True)
@@ -71,19 +132,48 @@ def test_truncation_is_counted_and_resume_continues(tiny_model, traces, tmp_path
 
 
 def test_lora_saves_an_adapter_and_merged_weights_both_loadable(tiny_model, traces, tmp_path):
-    recipe = SFTRecipe(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=2, val_fraction=0, lora={"enabled": True, "r": 4, "alpha": 8}, **QUICK)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    recipe = SFTRecipe(
+        model=str(tiny_model),
+        data=str(traces / "sft.jsonl"),
+        max_steps=2,
+        val_fraction=0,
+        lora={"enabled": True, "r": 4, "alpha": 8},
+        **QUICK,
+    )
     summary = train_sft(recipe, tmp_path)
-    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists() and (tmp_path / "model" / "model.safetensors").exists()
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists() and (
+        tmp_path / "model" / "model.safetensors"
+    ).exists()
     for folder in ("adapter", "model"):
-        scores = evaluate(EvalConfig(model=str(tmp_path / folder), benchmarks=["dyn:addition?digits=2&n=2&seed=9"], sampling={"max_tokens": 4}),
-                          tmp_path / f"eval-{folder}")
+        scores = evaluate(
+            EvalConfig(
+                model=str(tmp_path / folder),
+                benchmarks=["dyn:addition?digits=2&n=2&seed=9"],
+                sampling={"max_tokens": 4},
+            ),
+            tmp_path / f"eval-{folder}",
+        )
         assert scores["benchmarks"]["dyn:addition?digits=2"]["n_samples"] == 2
     assert summary["outputs"]["eval_model"] == str(tmp_path / "model")
+    # The adapter on its base and the merged weights are one model: the same logits, loaded the
+    # way eval loads them. Merging rounds (~1e-4 here); the adapter moved them ~0.4 from the base.
+    ids = AutoTokenizer.from_pretrained(tmp_path / "model")("What is 12 + 34?", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        adapter, merged, base = (
+            AutoModelForCausalLM.from_pretrained(f).eval()(ids).logits
+            for f in (tmp_path / "adapter", tmp_path / "model", tiny_model)
+        )
+    assert torch.allclose(adapter, merged, atol=1e-3, rtol=0), (adapter - merged).abs().max()
+    assert (adapter - base).abs().max() > 0.05  # else the comparison above proves nothing
 
 
 def test_bad_training_data_names_the_line(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n{"messages": [{"role": "user", "content": "q"}]}\n')
+    path.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n{"messages": [{"role": "user", "content": "q"}]}\n'
+    )
     with pytest.raises(RecordError, match=r"bad.jsonl:2: the last turn must be the assistant's"):
         load_pairs(path)
 
@@ -91,13 +181,27 @@ def test_bad_training_data_names_the_line(tmp_path):
 def test_grpo_runs_a_few_steps_with_grader_rewards_and_monitors(tiny_model, tmp_path):
     from handful.training.grpo import train_grpo
 
-    recipe = GRPORecipe(model=str(tiny_model), problems="dyn:addition?digits=1&n=8&seed=1", max_steps=2, num_generations=4,
-                        max_completion_length=12, rewards={"accuracy": 1.0, "overlong": 0.5}, overlong_buffer=4, **QUICK)
+    recipe = GRPORecipe(
+        model=str(tiny_model),
+        problems="dyn:addition?digits=1&n=8&seed=1",
+        max_steps=2,
+        num_generations=4,
+        max_completion_length=12,
+        rewards={"accuracy": 1.0, "overlong": 0.5},
+        overlong_buffer=4,
+        **QUICK,
+    )
     summary = train_grpo(recipe, tmp_path)
     [stage] = summary["stages"]
     assert stage["steps"] == 2 and len(stage["reward_by_step"]) == 2
     logged = {k for entry in stage["log"] for k in entry}
-    assert {"rewards_parts/accuracy", "monitor/format_without_accuracy", "monitor/repetition", "frac_reward_zero_std", "completions/mean_length"} <= logged
+    assert {
+        "rewards_parts/accuracy",
+        "monitor/format_without_accuracy",
+        "monitor/repetition",
+        "frac_reward_zero_std",
+        "completions/mean_length",
+    } <= logged
     assert (tmp_path / "model" / "model.safetensors").exists()
 
 
@@ -106,11 +210,21 @@ def test_rewards_use_the_grader_and_punish_overlong():
     from handful.training.rewards import Rewards
 
     spec = ModelSpec()
-    r = Rewards(spec, {"accuracy": 1.0, "format": 0.5, "overlong": 1.0}, limit=100, buffer=20, require_closed_thinking=True)
-    assert r.parts("<think>4+4</think>\n\nThe answer is $\\boxed{8}$.", 50, "8", "integer", None) == {"accuracy": 1.0, "format": 1.0, "overlong": 0.0}
+    r = Rewards(
+        spec, {"accuracy": 1.0, "format": 0.5, "overlong": 1.0}, limit=100, buffer=20, require_closed_thinking=True
+    )
+    assert r.parts("<think>4+4</think>\n\nThe answer is $\\boxed{8}$.", 50, "8", "integer", None) == {
+        "accuracy": 1.0,
+        "format": 1.0,
+        "overlong": 0.0,
+    }
     # An answer only inside unfinished thinking earns nothing.
     assert r.parts("<think>so \\boxed{8} probably", 50, "8", "integer", None)["accuracy"] == 0.0
-    assert r.parts("<think>x</think> \\boxed{9}", 90, "8", "integer", None) == {"accuracy": 0.0, "format": 1.0, "overlong": -0.5}
+    assert r.parts("<think>x</think> \\boxed{9}", 90, "8", "integer", None) == {
+        "accuracy": 0.0,
+        "format": 1.0,
+        "overlong": -0.5,
+    }
     assert r.parts("<think>x</think> \\boxed{8}", 100, "8", "integer", None)["overlong"] == -1.0
     with pytest.raises(ConfigError, match="unknown reward"):
         Rewards(spec, {"accurcy": 1.0}, 10, 2)
@@ -122,7 +236,11 @@ def test_shipped_recipes_parse_with_their_published_settings():
     limo = load_config(SFTRecipe, recipe_path("sft-limo"))
     assert (limo.lr, limo.epochs) == (5e-6, 15)
     deepscaler = load_config(GRPORecipe, recipe_path("grpo-deepscaler"))
-    assert [s.max_completion_length for s in deepscaler.context_schedule] == [8192, 16384, 24576] and deepscaler.lr == 1e-6
+    assert [s.max_completion_length for s in deepscaler.context_schedule] == [
+        8192,
+        16384,
+        24576,
+    ] and deepscaler.lr == 1e-6
     load_config(SFTRecipe, recipe_path("sft-cpu-small"))
     load_config(GRPORecipe, recipe_path("grpo-cpu-small"))
     for path in (RECIPES / "accelerate").glob("*.yaml"):
@@ -133,14 +251,58 @@ def test_shipped_recipes_parse_with_their_published_settings():
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_follows_the_single_process_loss_curve(tiny_model, traces, tmp_path):
-    args = ["train", "sft", "--data", str(traces / "sft.jsonl"), "--model", str(tiny_model), "--max-steps", "4",
-            "--set", "val_fraction=0", "--set", "save_steps=100", "--set", "logging_steps=1", "--set", "report_to=[none]",
-            "--set", "lr=0.001", "--set", "warmup=0", "--set", "bf16=false", "--set", "scheduler=constant"]
-    one = subprocess.run([sys.executable, "-m", "handful", *args, "--set", "batch_size=4", "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, timeout=900)
+    args = [
+        "train",
+        "sft",
+        "--data",
+        str(traces / "sft.jsonl"),
+        "--model",
+        str(tiny_model),
+        "--max-steps",
+        "4",
+        "--set",
+        "val_fraction=0",
+        "--set",
+        "save_steps=100",
+        "--set",
+        "logging_steps=1",
+        "--set",
+        "report_to=[none]",
+        "--set",
+        "lr=0.001",
+        "--set",
+        "warmup=0",
+        "--set",
+        "bf16=false",
+        "--set",
+        "scheduler=constant",
+    ]
+    one = subprocess.run(
+        [sys.executable, "-m", "handful", *args, "--set", "batch_size=4", "--out", str(tmp_path / "one")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([sys.executable, "-m", "handful", *args, "--set", "batch_size=2", "--accelerate-config", "ddp-cpu", "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, timeout=900)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "handful",
+            *args,
+            "--set",
+            "batch_size=2",
+            "--accelerate-config",
+            "ddp-cpu",
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
 
     def losses(folder):
