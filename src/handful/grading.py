@@ -20,7 +20,7 @@ A deadline must never land inside an import: Python leaves a half-run package in
 `sys.modules` (sympy without `sympy.assumptions`), every later import of it "succeeds",
 and math-verify, which swallows the resulting errors, returns nothing parsed for every
 answer after that, so each check reads `unparseable_gold`. So math-verify is imported
-before the timer is armed (its import also costs a second or more, which is no part of any
+before the timer is armed (its import also takes close to a second, which is no part of any
 one check), and a deadline that falls inside a lazy import sympy makes mid-check is
 postponed until that import has finished.
 """
