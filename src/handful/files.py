@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -129,13 +130,14 @@ def writable_file(path: str | Path) -> Path:
     return path
 
 
-def write_text(path: str | Path, text: str) -> Path:
+def write_whole(path: str | Path, pieces: Iterable[bytes]) -> Path:
     """The whole file or nothing: a temporary file, synced, then renamed over the target."""
     path = writable_file(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(redact(text))
+        with open(tmp, "wb") as f:
+            for piece in pieces:
+                f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -143,6 +145,10 @@ def write_text(path: str | Path, text: str) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_whole(path, [redact(text).encode("utf-8")])
 
 
 def write_json(path: str | Path, data) -> Path:

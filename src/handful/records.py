@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handful.errors import RecordError
-from handful.files import redact, writable_file
+from handful.files import redact, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -184,20 +184,15 @@ def unique_ids(problems: list[Problem], where: object) -> list[Problem]:
 
 def write_jsonl(path: str | Path, records: Iterable[BaseModel | dict]) -> int:
     """Write a whole file atomically (temp file + rename); returns the count."""
-    path = writable_file(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     count = 0
-    try:
-        with open(tmp, "wb") as f:
-            for record in records:
-                f.write(dump_line(record))
-                count += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    def lines():
+        nonlocal count
+        for record in records:
+            count += 1
+            yield dump_line(record)
+
+    write_whole(path, lines())
     return count
 
 
