@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import shutil
@@ -5,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from servers import default_sigint
 from typer.testing import CliRunner
 
 from handful import manifest, report
@@ -12,8 +14,6 @@ from handful.cli import app
 from handful.errors import ConfigError
 from handful.records import Generation, read_jsonl, write_jsonl
 from handful.run import RUN_RECIPES, describe, load_recipe, run_recipe
-
-from servers import default_sigint
 
 SECRET = "sk-test-0123456789abcdef"
 
@@ -28,16 +28,30 @@ def tiny_recipe(model: Path, **changes) -> dict:
             "target": 12,
             "dedup": {"near": False},
             "decontaminate": {"benchmarks": ["math500"]},
-            "difficulty": {"enabled": True, "policy": "s1", "references": [{"model": "@base", "sampling": {"max_tokens": 8}}]},
+            "difficulty": {
+                "enabled": True,
+                "policy": "s1",
+                "references": [{"model": "@base", "sampling": {"max_tokens": 8}}],
+            },
             "select": {"method": "stratified"},
         },
         "distill": {"teacher": {"model": "@base", "engine": {"name": "program"}}},
-        "train": {"preset": "sft-cpu-small", "settings": {"max_steps": 3, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "report_to": ["none"]}},
+        "train": {
+            "preset": "sft-cpu-small",
+            "settings": {"max_steps": 3, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "report_to": ["none"]},
+        },
         "eval": {
             "purpose": "fresh procedural problems of the trained skills, the same for every model",
             "runs": {
-                "plain": {"benchmarks": ["dyn:addition?digits=2&n=4", "dyn:remainder?digits=2&n=4"], "sampling": {"max_tokens": 8}},
-                "budget": {"benchmarks": ["dyn:addition?digits=2&n=4"], "sampling": {"max_tokens": 8}, "budget": {"max_thinking_tokens": 4}},
+                "plain": {
+                    "benchmarks": ["dyn:addition?digits=2&n=4", "dyn:remainder?digits=2&n=4"],
+                    "sampling": {"max_tokens": 8},
+                },
+                "budget": {
+                    "benchmarks": ["dyn:addition?digits=2&n=4"],
+                    "sampling": {"max_tokens": 8},
+                    "budget": {"max_thinking_tokens": 4},
+                },
             },
         },
     }
@@ -53,7 +67,12 @@ def run(recipe: dict, out: Path, events: list | None = None) -> dict:
     text = yaml.safe_dump(recipe, sort_keys=False)
     path = out.parent / f"{out.name}.yaml"
     path.write_text(text)
-    return run_recipe(load_config(RunRecipe, path), text, out, on_stage=(lambda s, what: events.append((s.name, what))) if events is not None else None)
+    return run_recipe(
+        load_config(RunRecipe, path),
+        text,
+        out,
+        on_stage=(lambda s, what: events.append((s.name, what))) if events is not None else None,
+    )
 
 
 def _git_dirty() -> bool:
@@ -72,31 +91,64 @@ def finished(tiny_model, tmp_path_factory):
 def test_every_stage_runs_in_one_directory_and_is_recorded(finished):
     out, _, _ = finished
     state = json.loads((out / "stages.json").read_text())
-    names = ["curate", "distill", "train", "eval/plain/base", "eval/plain/trained", "eval/budget/base", "eval/budget/trained"]
+    names = [
+        "curate",
+        "distill",
+        "train",
+        "eval/plain/base",
+        "eval/plain/trained",
+        "eval/budget/base",
+        "eval/budget/trained",
+    ]
     assert list(state["stages"]) == names and all(s["status"] == "done" for s in state["stages"].values())
-    for rel in ("curate/selected.jsonl", "curate/funnel.json", "distill/traces.jsonl", "distill/sft.jsonl", "train/model/model.safetensors",
-                "eval/plain/trained/scores.json", "REPRODUCE.md", "report.html", "transparency.json", "configs/train.yaml"):
+    for rel in (
+        "curate/selected.jsonl",
+        "curate/funnel.json",
+        "distill/traces.jsonl",
+        "distill/sft.jsonl",
+        "train/model/model.safetensors",
+        "eval/plain/trained/scores.json",
+        "REPRODUCE.md",
+        "report.html",
+        "transparency.json",
+        "configs/train.yaml",
+    ):
         assert (out / rel).exists(), rel
     # before and after see the very same fresh problems, drawn once for the run
     seeds = json.loads((out / "seeds.json").read_text())
     assert set(seeds) == {"dyn:addition?digits=2&n=4", "dyn:remainder?digits=2&n=4"}
-    ids = [{g.problem_id for g in read_jsonl(out / "eval" / "plain" / m / "samples.jsonl", Generation)} for m in ("base", "trained")]
+    ids = [
+        {g.problem_id for g in read_jsonl(out / "eval" / "plain" / m / "samples.jsonl", Generation)}
+        for m in ("base", "trained")
+    ]
     assert ids[0] == ids[1] and len(ids[0]) == 8
 
 
-def test_the_manifest_holds_versions_machine_models_prompts_and_hashes(finished):
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_manifest_holds_versions_machine_models_prompts_and_hashes(finished, tiny_model):
     out, _, _ = finished
     m = json.loads((out / "manifest.json").read_text())
     assert m["handful"]["handful"] and m["packages"]["torch"] and m["packages"]["trl"]
     assert m["machine"]["logical_cpus"] >= 1 and m["machine"]["memory_gib"] > 0
     base = m["models"]["base"]
-    assert base["architecture"]["num_hidden_layers"] == 2 and base["parameters"] > 0 and base["weights"]["model.safetensors"]
+    assert (
+        base["architecture"]["num_hidden_layers"] == 2
+        and base["parameters"] > 0
+        and base["weights"]["model.safetensors"]
+    )
     trained = m["models"]["trained"]
-    assert trained["weights"]["model.safetensors"] == manifest.HashCache(out / ".unused")(out / "train" / "model" / "model.safetensors")
+    assert base["weights"]["model.safetensors"] == sha256(tiny_model / "model.safetensors")
+    assert trained["weights"]["model.safetensors"] == sha256(out / "train" / "model" / "model.safetensors")
     stored = json.loads((out / base["prompt_format"]["file"]).read_text())
     assert "<|im_start|>" in stored["chat_template"] and stored["example_prompt"].endswith("<|im_start|>assistant\n")
-    selected = m["files"]["curate/selected.jsonl"]
-    assert selected["sha256"] == manifest.HashCache(out / ".unused")(out / "curate" / "selected.jsonl")
+    # Every file the manifest lists, hashed here from its bytes (report.html and the like are
+    # rewritten after the manifest and are not in it).
+    assert {"curate/selected.jsonl", "distill/sft.jsonl", "eval/plain/trained/samples.jsonl"} <= set(m["files"])
+    for rel, entry in m["files"].items():
+        assert (entry["sha256"], entry["bytes"]) == (sha256(out / rel), (out / rel).stat().st_size), rel
     assert not any(rel.startswith(("train/checkpoints", "superseded")) for rel in m["files"])
     assert [s["name"] for s in m["stages"]][:3] == ["curate", "distill", "train"]
     assert all(s["seconds_spent"] >= 0 and s["command"] for s in m["stages"])
@@ -112,12 +164,14 @@ def test_no_secret_reaches_any_file(finished):
 
 
 def test_the_run_scores_itself_on_the_checklist(finished):
-    out, _, result = finished
+    _, _, result = finished
     score = result["transparency"]
     assert sum(i["points"] for i in score["items"]) == 100 and len(score["items"]) == 25
     missing = {i["check"] for i in score["items"] if i["status"] == "missing"}
     # The code that ran is a published revision only from a clean checkout (CI's fresh clone).
-    assert missing == ({"training_code", "evaluation_code"} if _git_dirty() else set()), [i for i in score["items"] if i["status"] == "missing"]
+    assert missing == ({"training_code", "evaluation_code"} if _git_dirty() else set()), [
+        i for i in score["items"] if i["status"] == "missing"
+    ]
     assert score["total"] == 100 - (8 if _git_dirty() else 0)
     rl = next(i for i in score["items"] if i["check"] == "rl")
     assert rl["status"] == "not applicable" and "no RL" in rl["evidence"]
@@ -136,14 +190,22 @@ def test_a_rerun_skips_what_is_done_and_a_changed_stage_runs_again(finished, tmp
     run(changed, copy, events)
     ran = [name for name, what in events if what in ("running",)]
     assert ran == ["eval/budget/base", "eval/budget/trained"]
-    assert (copy / "superseded").exists() and any(p.name.startswith("eval-budget-base-") for p in (copy / "superseded").iterdir())
+    assert (copy / "superseded").exists() and any(
+        p.name.startswith("eval-budget-base-") for p in (copy / "superseded").iterdir()
+    )
     assert len(json.loads((copy / "stages.json").read_text())["invocations"]) == 3
 
 
 def test_transparency_names_what_a_thin_run_lacks(tiny_model, tmp_path):
-    recipe = {"name": "thin", "model": str(tiny_model),
-              "eval": {"purpose": "because", "models": ["@base"],
-                       "runs": {"only": {"benchmarks": ["dyn:addition?digits=1&n=3&seed=5"], "sampling": {"max_tokens": 4}}}}}
+    recipe = {
+        "name": "thin",
+        "model": str(tiny_model),
+        "eval": {
+            "purpose": "because",
+            "models": ["@base"],
+            "runs": {"only": {"benchmarks": ["dyn:addition?digits=1&n=3&seed=5"], "sampling": {"max_tokens": 4}}},
+        },
+    }
     score = run(recipe, tmp_path / "thin")["transparency"]
     by_check = {i["check"]: i for i in score["items"]}
     assert by_check["ablations"]["status"] == "missing" and "one configuration" in by_check["ablations"]["evidence"]
@@ -152,18 +214,28 @@ def test_transparency_names_what_a_thin_run_lacks(tiny_model, tmp_path):
     assert score["total"] < 100
 
 
-@pytest.mark.parametrize("name,accelerate,numbers", [
-    ("s1k-qwen2.5-32b", "fsdp", {"lr": 1e-5, "epochs": 5.0}),
-    ("limo-qwen2.5-32b", "deepspeed-zero3", {"lr": 5e-6, "epochs": 15.0}),
-    ("deepscaler-1.5b", "ddp", {"lr": 1e-6, "beta": 0.001}),
-])
+@pytest.mark.parametrize(
+    "name,accelerate,numbers",
+    [
+        ("s1k-qwen2.5-32b", "fsdp", {"lr": 1e-5, "epochs": 5.0}),
+        ("limo-qwen2.5-32b", "deepspeed-zero3", {"lr": 5e-6, "epochs": 15.0}),
+        ("deepscaler-1.5b", "ddp", {"lr": 1e-6, "beta": 0.001}),
+    ],
+)
 def test_gpu_recipes_resolve_in_a_dry_run(name, accelerate, numbers, tmp_path):
     recipe, _ = load_recipe(name)
     stages = {s["stage"]: s for s in describe(recipe, tmp_path)}
     train = stages["train"]
     assert all(train["config"][k] == v for k, v in numbers.items()), train["config"]
-    assert f"{accelerate}.yaml" in " ".join(train["command"]) and train["command"][-4:] == ["--config", str(tmp_path / "configs" / "train.yaml"), "--out", str(tmp_path / "train")]
-    assert stages["eval/" + next(iter(recipe.eval.runs)) + "/trained"]["config"]["model"].startswith(str(tmp_path / "train"))
+    assert f"{accelerate}.yaml" in " ".join(train["command"]) and train["command"][-4:] == [
+        "--config",
+        str(tmp_path / "configs" / "train.yaml"),
+        "--out",
+        str(tmp_path / "train"),
+    ]
+    assert stages["eval/" + next(iter(recipe.eval.runs)) + "/trained"]["config"]["model"].startswith(
+        str(tmp_path / "train")
+    )
     assert not tmp_path.joinpath("stages.json").exists()  # a dry run writes nothing
 
 
@@ -171,7 +243,11 @@ def test_every_shipped_recipe_loads_and_the_demo_has_all_stages():
     names = sorted(p.stem for p in RUN_RECIPES.glob("*.yaml"))
     assert names == ["deepscaler-1.5b", "demo-cpu", "limo-qwen2.5-32b", "s1k-qwen2.5-32b"]
     demo, _ = load_recipe("demo-cpu")
-    assert demo.curate.difficulty.enabled and demo.distill.teacher.engine.name == "program" and demo.train.preset == "sft-cpu-small"
+    assert (
+        demo.curate.difficulty.enabled
+        and demo.distill.teacher.engine.name == "program"
+        and demo.train.preset == "sft-cpu-small"
+    )
     assert set(demo.eval.models) == {"@base", "@train"} and any(cfg.budget.active for cfg in demo.eval.runs.values())
 
 
@@ -203,7 +279,9 @@ def hostile_report(finished, tmp_path_factory):
     shutil.copytree(finished[0], out)
     path = out / "eval" / "plain" / "trained" / "samples.jsonl"
     samples = read_jsonl(path, Generation)
-    samples[0] = samples[0].model_copy(update={"text": HOSTILE, "thinking": HOSTILE, "answer_text": "</script>" + HOSTILE, "correct": False})
+    samples[0] = samples[0].model_copy(
+        update={"text": HOSTILE, "thinking": HOSTILE, "answer_text": "</script>" + HOSTILE, "correct": False}
+    )
     write_jsonl(path, samples)
     report.write(out)
     return out / "report.html"
@@ -211,7 +289,9 @@ def hostile_report(finished, tmp_path_factory):
 
 def test_model_text_is_escaped_in_the_page_source(hostile_report):
     page = hostile_report.read_text()
-    assert HOSTILE not in page and "<img src=x" not in page and page.count("<script") == 2  # the data block and the page's own script
+    assert (
+        HOSTILE not in page and "<img src=x" not in page and page.count("<script") == 2
+    )  # the data block and the page's own script
 
 
 def _chromium() -> str | None:
@@ -235,7 +315,9 @@ def test_report_in_a_real_browser(hostile_report):
         problems: list[str] = []
         page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda err: problems.append(str(err)))
-        page.route("**/*", lambda route: route.abort() if not route.request.url.startswith("file:") else route.continue_())  # offline
+        page.route(
+            "**/*", lambda route: route.abort() if not route.request.url.startswith("file:") else route.continue_()
+        )  # offline
         page.goto(hostile_report.as_uri())
         assert problems == []
         charts = page.locator("svg.chart")
@@ -264,46 +346,82 @@ def test_report_in_a_real_browser(hostile_report):
         browser.close()
 
 
+def resume_recipe(model: Path) -> dict:
+    """A cheap stage (the program teacher) and then one eval stage with enough samples, one at a
+    time, that a signal lands while work remains: all that resuming a run needs, in seconds."""
+    plain = {
+        "benchmarks": ["dyn:addition?digits=2&n=30", "dyn:remainder?digits=2&n=30"],
+        "sampling": {"max_tokens": 8},
+        "engine": {"batch_size": 1},
+    }
+    return {
+        "name": "resume",
+        "model": str(model),
+        "distill": {
+            "problems": "dyn:addition?digits=2&n=4&seed=1",
+            "teacher": {"model": "@base", "engine": {"name": "program"}},
+        },
+        "eval": {
+            "purpose": "fresh procedural problems, drawn once for the run",
+            "models": ["@base"],
+            "runs": {"plain": plain},
+        },
+    }
+
+
 def test_ctrl_c_then_rerun_resumes_where_it_stopped(tiny_model, tmp_path):
     import signal
     import subprocess
     import sys
     import time
 
-    recipe = tiny_recipe(tiny_model)
-    # enough samples, one at a time, that the signal lands while work remains
-    recipe["eval"]["runs"]["plain"].update(benchmarks=["dyn:addition?digits=2&n=30", "dyn:remainder?digits=2&n=30"], engine={"batch_size": 1})
     path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    path.write_text(yaml.safe_dump(resume_recipe(tiny_model), sort_keys=False))
     out = tmp_path / "run"
     command = [sys.executable, "-m", "handful", "run", str(path), "--out", str(out)]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
+    first = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=default_sigint,  # noqa: PLW1509 (the child only resets one signal handler before exec)
+    )
     samples = out / "eval" / "plain" / "base" / "samples.jsonl"
     deadline = time.monotonic() + 300
-    while not (samples.exists() and samples.read_text().count("\n") >= 2) and time.monotonic() < deadline and first.poll() is None:
+    while (
+        not (samples.exists() and samples.read_text().count("\n") >= 2)
+        and time.monotonic() < deadline
+        and first.poll() is None
+    ):
         time.sleep(0.2)
     first.send_signal(signal.SIGINT)
     output = first.communicate(timeout=120)[0]
     assert first.returncode == 130, output
     state = json.loads((out / "stages.json").read_text())["stages"]
-    assert state["train"]["status"] == "done" and state["eval/plain/base"]["status"] == "started"
-    kept = samples.read_text().count("\n")
-    assert 2 <= kept < 60
-    second = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert state["distill"]["status"] == "done" and state["eval/plain/base"]["status"] == "started"
+    kept = samples.read_text().splitlines()
+    assert 2 <= len(kept) < 60
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert second.returncode == 0, second.stdout + second.stderr
-    for name in ("curate", "distill", "train"):
-        assert f"{name}: unchanged, skipped" in second.stdout
+    assert "distill: unchanged, skipped" in second.stdout
     assert "eval/plain/base: resuming" in second.stdout
     state = json.loads((out / "stages.json").read_text())["stages"]
     assert all(s["status"] == "done" for s in state.values())
-    assert len(read_jsonl(samples, Generation)) == 60  # the kept samples were not made again
+    # The kept samples were not made again: raw lines, so that a duplicate would show.
+    lines = samples.read_text().splitlines()
+    keys = [Generation.model_validate_json(line).key for line in lines]
+    assert len(lines) == len(set(keys)) == 60 and lines[: len(kept)] == kept
 
 
 def test_bad_recipes_name_what_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match="run recipe 'no-such'.*shipped: deepscaler-1.5b, demo-cpu"):
         load_recipe("no-such")
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump({"name": "bad", "eval": {"purpose": "p", "models": ["@nope"], "runs": {"r": {"benchmarks": ["gsm8k"]}}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {"name": "bad", "eval": {"purpose": "p", "models": ["@nope"], "runs": {"r": {"benchmarks": ["gsm8k"]}}}}
+        )
+    )
     recipe, _ = load_recipe(path)
     with pytest.raises(ConfigError, match="@nope: no such placeholder here; known: @base, @curate, @distill"):
         describe(recipe, tmp_path / "out")
