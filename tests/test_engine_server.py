@@ -251,11 +251,6 @@ def test_max_tokens_bounds_the_whole_sample_over_a_server():
     assert requests[0]["max_tokens"] <= 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_with_budget takes `budget.max_thinking_tokens or sampling.max_tokens`, so a maximum of 0 (no "
-    "thinking: a scaling sweep's first point) reads as no maximum and the server is asked to think",
-)
 def test_a_maximum_of_zero_answers_at_once():
     g, requests = forced([(" 4", "stop", 1)], {"max_thinking_tokens": 0})
     assert sent(requests) == [("</think>\n\nFinal Answer:", 100 - 0 - 2, None)]

@@ -149,7 +149,7 @@ class OpenAIEngine:
         """s1's budget forcing as continuation requests, decided by the same Forcer as in the
         `hf` engine, one piece of text at a time: the text so far is sent back each round, so
         servers with prefix caching (vLLM, SGLang, llama.cpp) reuse the prompt."""
-        top = min(budget.max_thinking_tokens or sampling.max_tokens, sampling.max_tokens)
+        top = sampling.max_tokens if budget.max_thinking_tokens is None else min(budget.max_thinking_tokens, sampling.max_tokens)
         # Thinking cannot outgrow the sample's token limit, as in the hf engine.
         bounded = budget.model_copy(update={"max_thinking_tokens": top})
         forcer = Forcer(bounded, lambda piece: [0] * self._tokens(piece), self.spec.think_close)
