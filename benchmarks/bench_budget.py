@@ -39,7 +39,9 @@ def plain_generate(engine: HFEngine, texts: list[str], new_tokens: int, stop: li
     """transformers' generate with exactly `new_tokens` (or until `stop`), the same cache as the engine."""
     tok = engine.tokenizer
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    kwargs = dict(max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, past_key_values=growing_cache())
+    kwargs = dict(
+        max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, past_key_values=growing_cache()
+    )
     if stop:
         kwargs.update(stop_strings=stop, tokenizer=tok)
     else:
@@ -77,24 +79,37 @@ def main() -> None:
     print(f"SmolLM2-135M fp32, {args.prompts} GSM8K prompts in one batch, greedy\n")
     print("| run | seconds | tokens | ms per token |\n|---|---|---|---|")
     plain_generate(engine, texts[:1], 4)  # warm-up
-    budget = Budget(min_thinking_tokens=args.thinking, max_thinking_tokens=args.thinking, answer_prefix="\n\nFinal Answer:")
+    budget = Budget(
+        min_thinking_tokens=args.thinking, max_thinking_tokens=args.thinking, answer_prefix="\n\nFinal Answer:"
+    )
     seconds, gens = timed(lambda: engine.generate(prompts, sampling, budget=budget))
     forced_tokens = sum(g.completion_tokens for g in gens)
-    print(f"| budget-forced, {args.thinking} thinking tokens | {seconds:.1f} | {forced_tokens} | {1000 * seconds / forced_tokens:.1f} |")
+    print(
+        f"| budget-forced, {args.thinking} thinking tokens | {seconds:.1f} | {forced_tokens} | {1000 * seconds / forced_tokens:.1f} |"
+    )
     per_row = forced_tokens // len(prompts)
-    seconds, outs = timed(lambda: plain_generate(engine, texts, per_row))
-    print(f"| unforced, {per_row} tokens per row | {seconds:.1f} | {per_row * len(prompts)} | {1000 * seconds / (per_row * len(prompts)):.1f} |")
+    seconds, _ = timed(lambda: plain_generate(engine, texts, per_row))
+    print(
+        f"| unforced, {per_row} tokens per row | {seconds:.1f} | {per_row * len(prompts)} | {1000 * seconds / (per_row * len(prompts)):.1f} |"
+    )
 
     line_model = resolve("smollm2-135m", {"open_thinking": True, "think_close": "\n"})
     engine.spec = line_model.spec
     line_prompts = [Prompt(problem_id=p.id, text=render(p, line_model.spec, engine.tokenizer)) for p in problems]
     for rounds in (1, 2, 4):
         waits = Budget(max_waits=rounds, max_thinking_tokens=args.thinking, continuation="Wait")
-        seconds, gens = timed(lambda: engine.generate(line_prompts, sampling, budget=waits))
+        seconds, gens = timed(lambda: engine.generate(line_prompts, sampling, budget=waits))  # noqa: B023 (called at once)
         tokens = sum(g.completion_tokens for g in gens)
-        print(f"| handful, {rounds} Wait round(s) in one generate | {seconds:.1f} | {tokens} | {1000 * seconds / tokens:.1f} |")
-        seconds, tokens = timed(lambda: reprefill_rounds(engine, [p.text for p in line_prompts], rounds, args.thinking, answer))
-        print(f"| s1-style re-prefill, {rounds} round(s) | {seconds:.1f} | {tokens} | {1000 * seconds / tokens:.1f} |", flush=True)
+        print(
+            f"| handful, {rounds} Wait round(s) in one generate | {seconds:.1f} | {tokens} | {1000 * seconds / tokens:.1f} |"
+        )
+        seconds, tokens = timed(
+            lambda: reprefill_rounds(engine, [p.text for p in line_prompts], rounds, args.thinking, answer)  # noqa: B023
+        )
+        print(
+            f"| s1-style re-prefill, {rounds} round(s) | {seconds:.1f} | {tokens} | {1000 * seconds / tokens:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def python_containment(pool: list[str], items: list[str], n: int = 5, flag: floa
 
 def handful_containment(pool: list[str], items: list[str], batch: int = 20000) -> int:
     from handful.curation.decontam import NgramIndex
-    
+
     index = NgramIndex(items, 5, 20)
     flagged = 0
     for start in range(0, len(pool), batch):
@@ -179,8 +179,16 @@ def one(method: str, pool_name: str, size: int) -> dict:
     start = time.perf_counter()
     flagged = METHODS[method](pool, items)
     seconds = time.perf_counter() - start
-    return {"method": method, "pool": pool_name, "problems": len(pool), "flagged": flagged, "seconds": round(seconds, 2),
-            "problems_per_s": round(len(pool) / seconds), "pool_rss_mib": round(before), "peak_rss_mib": round(rss_mib())}
+    return {
+        "method": method,
+        "pool": pool_name,
+        "problems": len(pool),
+        "flagged": flagged,
+        "seconds": round(seconds, 2),
+        "problems_per_s": round(len(pool) / seconds),
+        "pool_rss_mib": round(before),
+        "peak_rss_mib": round(rss_mib()),
+    }
 
 
 def main() -> None:
@@ -199,15 +207,25 @@ def main() -> None:
     runs += [(m, "synthetic", args.synthetic) for m in methods if m not in args.skip.split(",")]
     rows = []
     for method, pool, size in runs:
-        done = subprocess.run([sys.executable, __file__, "--one", method, pool, str(size)], capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", method, pool, str(size)], capture_output=True, check=False, text=True
+        )
         if done.returncode:
             print(f"{method} on {pool}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{row['method']:30} {row['pool']:12} {row['problems']:>9} problems  {row['seconds']:>8.2f} s  {row['problems_per_s']:>8}/s  "
-              f"flagged {row['flagged']:>7}  peak {row['peak_rss_mib']} MiB (pool alone {row['pool_rss_mib']} MiB)", flush=True)
-    print(json.dumps({"machine": platform.processor() or platform.machine(), "python": platform.python_version(), "rows": rows}, indent=2))
+        print(
+            f"{row['method']:30} {row['pool']:12} {row['problems']:>9} problems  {row['seconds']:>8.2f} s  {row['problems_per_s']:>8}/s  "
+            f"flagged {row['flagged']:>7}  peak {row['peak_rss_mib']} MiB (pool alone {row['pool_rss_mib']} MiB)",
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {"machine": platform.processor() or platform.machine(), "python": platform.python_version(), "rows": rows},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

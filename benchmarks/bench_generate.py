@@ -54,11 +54,17 @@ def lm_eval_tokens_per_s(path: str, prompts: list[Prompt], batch: int, max_token
         return None
     lm = HFLM(pretrained=path, batch_size=batch, device="cpu", dtype="float32")
     requests = [
-        Instance(request_type="generate_until", doc={}, idx=i,
-                 arguments=(p.text, {"until": ["<|im_end|>"], "max_gen_toks": max_tokens, "do_sample": False}))
+        Instance(
+            request_type="generate_until",
+            doc={},
+            idx=i,
+            arguments=(p.text, {"until": ["<|im_end|>"], "max_gen_toks": max_tokens, "do_sample": False}),
+        )
         for i, p in enumerate(prompts)
     ]
-    seconds, tokens = timed(lambda: sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in lm.generate_until(requests)))
+    seconds, tokens = timed(
+        lambda: sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in lm.generate_until(requests))
+    )
     return tokens / seconds
 
 
@@ -78,22 +84,31 @@ def main() -> None:
     flop_per_token = 2 * params / 1e9
     gflops = matmul_gflops()
     ceiling = gflops / flop_per_token
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"fp32 matmul 2048^3: {gflops:.0f} GFLOP/s; {flop_per_token:.2f} GFLOP per token -> ceiling {ceiling:.0f} tok/s")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"fp32 matmul 2048^3: {gflops:.0f} GFLOP/s; {flop_per_token:.2f} GFLOP per token -> ceiling {ceiling:.0f} tok/s"
+    )
     print(f"max {args.max_tokens} new tokens per prompt, greedy, GSM8K prompts with the chat template\n")
     print("| engine | batch | prompts | tokens | seconds | tok/s | % of ceiling |\n|---|---|---|---|---|---|---|")
 
     def row(name, batch, count, tokens, seconds):
-        print(f"| {name} | {batch} | {count} | {tokens} | {seconds:.1f} | {tokens / seconds:.1f} | {100 * tokens / seconds / ceiling:.0f} % |", flush=True)
+        print(
+            f"| {name} | {batch} | {count} | {tokens} | {seconds:.1f} | {tokens / seconds:.1f} | {100 * tokens / seconds / ceiling:.0f} % |",
+            flush=True,
+        )
 
     batches = [int(b) for b in args.batches.split(",")]
     for batch in batches:
         engine.batch_size = batch
         prompts = prompts_for(engine, max(4, batch))
-        variants = [(f"handful hf {args.dtype}", True)] + ([] if args.skip_dynamic else [("same, transformers' DynamicCache", False)])
+        variants = [(f"handful hf {args.dtype}", True)] + (
+            [] if args.skip_dynamic else [("same, transformers' DynamicCache", False)]
+        )
         for label, growing in variants:
             engine.growing_cache = growing
-            seconds, tokens = timed(lambda: sum(g.completion_tokens for g in engine.generate(prompts, sampling)))
+            seconds, tokens = timed(lambda: sum(g.completion_tokens for g in engine.generate(prompts, sampling)))  # noqa: B023
             row(label, batch, len(prompts), tokens, seconds)
     engine.growing_cache = True
 
@@ -104,7 +119,10 @@ def main() -> None:
             if rate is None:
                 print("| lm-eval HF backend | - | - | - | - | not installed | - |")
                 break
-            print(f"| lm-eval HF backend | {batch} | {len(prompts)} | - | - | {rate:.1f} | {100 * rate / ceiling:.0f} % |", flush=True)
+            print(
+                f"| lm-eval HF backend | {batch} | {len(prompts)} | - | - | {rate:.1f} | {100 * rate / ceiling:.0f} % |",
+                flush=True,
+            )
 
     if not args.skip_llama:
         from servers import LlamaServer
@@ -114,7 +132,9 @@ def main() -> None:
         folder, name = _gguf_source(MODELS["smollm2-135m"])
         server = LlamaServer(folder / name, Path("/tmp/bench-llama-server.log"))
         try:
-            client = OpenAIEngine("smollm2-135m", model.spec, base_url=server.url, tokenizer=engine.tokenizer, concurrency=1)
+            client = OpenAIEngine(
+                "smollm2-135m", model.spec, base_url=server.url, tokenizer=engine.tokenizer, concurrency=1
+            )
             prompts = prompts_for(engine, 4)
             client.generate(prompts[:1], sampling)  # warm-up
             seconds, tokens = timed(lambda: sum(g.completion_tokens for g in client.generate(prompts, sampling)))

@@ -23,7 +23,8 @@ HANG = "\\boxed{9^{9^{9^{9}}}}"  # sympy would work on this for hours
 
 
 def load(data: Path) -> list[GradeRequest]:
-    rows = [json.loads(line) for line in open(data / "graded_outputs/qwen25math_rm_maj_example/math_cot_100.jsonl")]
+    text = (data / "graded_outputs/qwen25math_rm_maj_example/math_cot_100.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     return [GradeRequest(text, r["answer"]) for r in rows for text in r["code"]]
 
 
@@ -44,13 +45,10 @@ def handful_grader(requests: list[GradeRequest], workers: int, timeout: float) -
 
 
 def math_verify_on_hang(limit: float) -> str:
-    code = (
-        "from math_verify import parse, verify\n"
-        f"verify(parse('$5$'), parse({HANG!r}))\n"
-    )
+    code = f"from math_verify import parse, verify\nverify(parse('$5$'), parse({HANG!r}))\n"
     start = time.perf_counter()
     try:
-        subprocess.run([sys.executable, "-c", code], timeout=limit, capture_output=True)
+        subprocess.run([sys.executable, "-c", code], timeout=limit, capture_output=True, check=False)
         return f"{time.perf_counter() - start:.1f} s"
     except subprocess.TimeoutExpired:
         return f"still running after {limit:.0f} s (killed)"
@@ -86,7 +84,9 @@ def main() -> None:
         for _ in range(args.repeat):
             out = subprocess.run(
                 [sys.executable, __file__, "--data", str(args.data), "--timeout", str(args.timeout), "--only", label],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             runs.append(float(out.stdout.strip().splitlines()[-1]))
         t = min(runs)
@@ -94,9 +94,13 @@ def main() -> None:
 
     hangs = [GradeRequest(HANG, "5")] * 4 + requests[:100]
     t = handful_grader(hangs, 2, args.timeout)
-    print(f"\nworst case: 4 checks that would run for hours + 100 normal, 2 workers: {t:.1f} s "
-          f"(each slow check is cut at {args.timeout:.0f} s)")
-    print(f"math-verify alone on one such check (its own 5 s alarm, main thread): {math_verify_on_hang(4 * args.timeout)}")
+    print(
+        f"\nworst case: 4 checks that would run for hours + 100 normal, 2 workers: {t:.1f} s "
+        f"(each slow check is cut at {args.timeout:.0f} s)"
+    )
+    print(
+        f"math-verify alone on one such check (its own 5 s alarm, main thread): {math_verify_on_hang(4 * args.timeout)}"
+    )
 
 
 if __name__ == "__main__":

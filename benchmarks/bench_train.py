@@ -37,7 +37,9 @@ def make_data(folder: Path) -> Path:
         out = folder / spec.split(":")[1].split("?")[0]
         distill(DistillConfig(problems=spec, teacher={"model": "smollm2-135m", "engine": {"name": "program"}}), out)
         rows += [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
-    rows = [rows[i // 2] if i % 2 == 0 else rows[48 + i // 2] for i in range(96)]  # interleaved: every batch mixes lengths
+    rows = [
+        rows[i // 2] if i % 2 == 0 else rows[48 + i // 2] for i in range(96)
+    ]  # interleaved: every batch mixes lengths
     path = folder / "sft.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -57,29 +59,74 @@ def one(config: dict) -> dict:
         path = resolve("smollm2-135m").path
         # TRL's defaults, but for the step count, no trackers, and the CPU (its default bf16
         # needs a GPU) -- the way a first-time user would write it.
-        args = SFTConfig(output_dir=str(out), max_steps=steps, report_to="none", use_cpu=True, bf16=False, logging_steps=1, save_strategy="no")
-        trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(path), args=args,
-                             train_dataset=load_dataset("json", data_files=data, split="train").remove_columns(["problem_id"]),
-                             processing_class=AutoTokenizer.from_pretrained(path))
+        args = SFTConfig(
+            output_dir=str(out),
+            max_steps=steps,
+            report_to="none",
+            use_cpu=True,
+            bf16=False,
+            logging_steps=1,
+            save_strategy="no",
+        )
+        trainer = SFTTrainer(
+            model=AutoModelForCausalLM.from_pretrained(path),
+            args=args,
+            train_dataset=load_dataset("json", data_files=data, split="train").remove_columns(["problem_id"]),
+            processing_class=AutoTokenizer.from_pretrained(path),
+        )
         result = trainer.train()
-        log, batch, runtime = trainer.state.log_history, args.per_device_train_batch_size, result.metrics["train_runtime"]
-        settings = {"batch_size": batch, "max_length": args.max_length, "packing": args.packing, "loss": "every token (messages)"}
+        log, batch, runtime = (
+            trainer.state.log_history,
+            args.per_device_train_batch_size,
+            result.metrics["train_runtime"],
+        )
+        settings = {
+            "batch_size": batch,
+            "max_length": args.max_length,
+            "packing": args.packing,
+            "loss": "every token (messages)",
+        }
     else:
         from handful.training.config import SFTRecipe
         from handful.training.sft import train_sft
 
-        recipe = SFTRecipe(model="smollm2-135m", data=data, max_steps=steps, batch_size=BATCH, lr=2e-4, warmup=0, val_fraction=0,
-                           max_seq_len=config["seq"], packing=config["packing"], lora={"enabled": config["lora"], "merge": False},
-                           report_to=["none"], save_steps=10_000, logging_steps=1, bf16=False)
+        recipe = SFTRecipe(
+            model="smollm2-135m",
+            data=data,
+            max_steps=steps,
+            batch_size=BATCH,
+            lr=2e-4,
+            warmup=0,
+            val_fraction=0,
+            max_seq_len=config["seq"],
+            packing=config["packing"],
+            lora={"enabled": config["lora"], "merge": False},
+            report_to=["none"],
+            save_steps=10_000,
+            logging_steps=1,
+            bf16=False,
+        )
         summary = train_sft(recipe, out)
         log, batch = summary["log"], BATCH
         runtime = next(e["train_runtime"] for e in log if "train_runtime" in e)
-        settings = {"batch_size": batch, "max_length": config["seq"], "packing": config["packing"], "loss": "response only",
-                    "truncated": summary["truncation"]["truncated"]}
+        settings = {
+            "batch_size": batch,
+            "max_length": config["seq"],
+            "packing": config["packing"],
+            "loss": "response only",
+            "truncated": summary["truncation"]["truncated"],
+        }
     tokens = max(e.get("num_tokens", 0) for e in log)
-    return {"name": config["name"], "tokens": tokens, "runtime_s": round(runtime, 1), "tokens_per_s": round(tokens / runtime, 1),
-            "s_per_step": round(runtime / steps, 2), "wall_s": round(time.perf_counter() - started, 1),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), **settings}
+    return {
+        "name": config["name"],
+        "tokens": tokens,
+        "runtime_s": round(runtime, 1),
+        "tokens_per_s": round(tokens / runtime, 1),
+        "s_per_step": round(runtime / steps, 2),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **settings,
+    }
 
 
 def configurations(data: str, folder: Path, steps: int) -> list[dict]:
@@ -110,15 +157,20 @@ def main() -> None:
     for config in configurations(data, folder, args.steps):
         if args.only and args.only not in config["name"]:
             continue
-        done = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, check=False, text=True
+        )
         line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             print(f"{config['name']}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
             continue
-        result = json.loads(line[len("RESULT "):])
+        result = json.loads(line[len("RESULT ") :])
         results.append(result)
-        print(f"{result['name']:36s} {result['tokens_per_s']:7.1f} tok/s  {result['s_per_step']:6.2f} s/step  {result['peak_rss_mib']:6d} MiB peak  "
-              f"(batch {result['batch_size']}, max_length {result['max_length']}, packing {result['packing']}, {result['loss']})", flush=True)
+        print(
+            f"{result['name']:36s} {result['tokens_per_s']:7.1f} tok/s  {result['s_per_step']:6.2f} s/step  {result['peak_rss_mib']:6d} MiB peak  "
+            f"(batch {result['batch_size']}, max_length {result['max_length']}, packing {result['packing']}, {result['loss']})",
+            flush=True,
+        )
     print(json.dumps({"machine": platform.platform(), "steps": args.steps, "results": results}, indent=2))
 
 

@@ -1,6 +1,6 @@
 """A screenshot of a run's report for the docs, in headless Chromium:
 
-    python scripts/screenshot_report.py runs/demo-cpu/report.html docs/report.png
+python scripts/screenshot_report.py runs/demo-cpu/report.html docs/report.png
 """
 
 import shutil

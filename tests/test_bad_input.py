@@ -104,14 +104,27 @@ class Server:
 def completion(text: str, body: dict) -> tuple[int, dict]:
     if "messages" in body:
         choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        return 200, {"id": "c", "object": "chat.completion", "created": 0, "model": body.get("model", ""), "choices": [choice]}
+        return 200, {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", ""),
+            "choices": [choice],
+        }
     choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
-    return 200, {"id": "c", "object": "text_completion", "created": 0, "model": body.get("model", ""), "choices": [choice]}
+    return 200, {
+        "id": "c",
+        "object": "text_completion",
+        "created": 0,
+        "model": body.get("model", ""),
+        "choices": [choice],
+    }
 
 
 @pytest.fixture
 def echo_server():
     """Answers \\boxed{4} and repeats the request's Authorization header: a server that leaks the key."""
+
     def reply(path, headers, body):
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
         return completion(f"auth={auth} \\boxed{{4}}", body)
@@ -190,8 +203,11 @@ def test_a_symlink_out_of_the_run_directory_is_refused(tiny_model, tmp_path):
 def test_changed_settings_move_results_aside_inside_the_run(tiny_model, tmp_path):
     out = tmp_path / "out"
     ok(cli("run", _recipe(tmp_path, tiny_model), "--out", out))
-    changed = _recipe(tmp_path, tiny_model, eval__runs={"plain": {"benchmarks": ["dyn:addition?digits=3&n=2&seed=1"],
-                                                                    "engine": {"name": "program"}}})
+    changed = _recipe(
+        tmp_path,
+        tiny_model,
+        eval__runs={"plain": {"benchmarks": ["dyn:addition?digits=3&n=2&seed=1"], "engine": {"name": "program"}}},
+    )
     ok(cli("run", changed, "--out", out))
     aside = list((out / "superseded").iterdir())
     assert len(aside) == 1 and (aside[0] / "samples.jsonl").exists()
@@ -202,19 +218,41 @@ def test_changed_settings_move_results_aside_inside_the_run(tiny_model, tmp_path
 
 
 @pytest.mark.parametrize("with_url_login", [False, True])
-def test_a_key_the_server_echoes_and_url_credentials_are_written_nowhere(tiny_model, tmp_path, echo_server, with_url_login):
+def test_a_key_the_server_echoes_and_url_credentials_are_written_nowhere(
+    tiny_model, tmp_path, echo_server, with_url_login
+):
     import base64
 
     secret, password = "plain-value-7f3a9c", "hunter2pw"
     out = tmp_path / "out"
     url = echo_server.url.replace("://", f"://probe:{password}@") if with_url_login else echo_server.url
     env = {"MY_SERVICE": secret}  # a variable whose name does not look like a key
-    ok(cli("eval", "--out", out, "--model", tiny_model, "--engine", "openai", "--base-url", url, "--api-key-env", "MY_SERVICE",
-           "--benchmark", "dyn:addition?digits=1&n=2&seed=1", "--max-tokens", "8", env=env))
+    ok(
+        cli(
+            "eval",
+            "--out",
+            out,
+            "--model",
+            tiny_model,
+            "--engine",
+            "openai",
+            "--base-url",
+            url,
+            "--api-key-env",
+            "MY_SERVICE",
+            "--benchmark",
+            "dyn:addition?digits=1&n=2&seed=1",
+            "--max-tokens",
+            "8",
+            env=env,
+        )
+    )
     written = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     samples = written[out / "samples.jsonl"]
     texts = [json.loads(line)["text"] for line in samples.decode().splitlines()]
-    assert len(texts) == 2 and all("auth=" in t and "[secret removed]" in t for t in texts), texts  # echoed, then removed
+    assert len(texts) == 2 and all("auth=" in t and "[secret removed]" in t for t in texts), (
+        texts
+    )  # echoed, then removed
     login = base64.b64encode(f"probe:{password}".encode())
     for path, data in written.items():
         assert secret.encode() not in data and password.encode() not in data and login not in data, path
@@ -226,9 +264,17 @@ def test_a_key_the_server_echoes_and_url_credentials_are_written_nowhere(tiny_mo
 def test_a_recipe_keeps_secrets_out_of_every_file_it_writes(tiny_model, tmp_path, echo_server):
     secret = "recipe-secret-0b1e"
     url = echo_server.url.replace("://", "://probe:s3cretpass@")
-    recipe = _recipe(tmp_path, "smollm2-135m", eval__runs={"served": {
-        "benchmarks": ["dyn:addition?digits=1&n=2&seed=1"], "sampling": {"max_tokens": 8},
-        "engine": {"name": "openai", "base_url": url, "api_key_env": "SERVICE_LOGIN"}}})
+    recipe = _recipe(
+        tmp_path,
+        "smollm2-135m",
+        eval__runs={
+            "served": {
+                "benchmarks": ["dyn:addition?digits=1&n=2&seed=1"],
+                "sampling": {"max_tokens": 8},
+                "engine": {"name": "openai", "base_url": url, "api_key_env": "SERVICE_LOGIN"},
+            }
+        },
+    )
     out = tmp_path / "out"
     ok(cli("run", recipe, "--out", out, env={"SERVICE_LOGIN": secret}))
     for path in out.rglob("*"):
@@ -260,8 +306,11 @@ def test_a_second_writer_on_the_same_directory_is_refused(tiny_model, tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        refused(cli(*program_eval(out, tiny_model, "--benchmark", "dyn:addition?digits=2&n=3&seed=1")),
-                "in use by another handful process", f"pid {holder.pid}")
+        refused(
+            cli(*program_eval(out, tiny_model, "--benchmark", "dyn:addition?digits=2&n=3&seed=1")),
+            "in use by another handful process",
+            f"pid {holder.pid}",
+        )
         assert not (out / "samples.jsonl").exists()
     finally:
         holder.kill()
@@ -290,7 +339,11 @@ def test_an_edited_benchmark_file_is_a_new_benchmark(tiny_model, tmp_path):
     spec = f"jsonl:{bench}"
     ok(cli("eval", "--out", out, "--model", tiny_model, "--benchmark", spec, "--max-tokens", "4"))
     bench.write_text(json.dumps({"id": "a", "question": "What is 3+3?", "answer": "6"}) + "\n")
-    refused(cli("eval", "--out", out, "--model", tiny_model, "--benchmark", spec, "--max-tokens", "4"), "other settings", "problems")
+    refused(
+        cli("eval", "--out", out, "--model", tiny_model, "--benchmark", spec, "--max-tokens", "4"),
+        "other settings",
+        "problems",
+    )
 
 
 def test_samples_are_never_adopted_under_other_settings(tiny_model, tmp_path):
@@ -298,16 +351,22 @@ def test_samples_are_never_adopted_under_other_settings(tiny_model, tmp_path):
     ok(cli(*program_eval(out, tiny_model, "--benchmark", "dyn:addition?digits=2&n=3&seed=1")))
     (out / "run.json").unlink()
     before = (out / "samples.jsonl").read_bytes()
-    refused(cli(*program_eval(out, tiny_model, "--benchmark", "dyn:addition?digits=2&n=3&seed=1", "--max-tokens", "99")),
-            "run.json is missing")
+    refused(
+        cli(*program_eval(out, tiny_model, "--benchmark", "dyn:addition?digits=2&n=3&seed=1", "--max-tokens", "99")),
+        "run.json is missing",
+    )
     assert (out / "samples.jsonl").read_bytes() == before
     ok(cli(*program_eval(out, tiny_model, "--benchmark", "dyn:addition?digits=2&n=3&seed=1")))  # same settings: adopted
     assert (out / "samples.jsonl").read_bytes() == before
 
 
 def _problems(path: Path, ids: list[str]) -> Path:
-    path.write_text("".join(json.dumps({"id": i, "source": "t", "question": f"What is {n}+1?", "answer": str(n + 1)}) + "\n"
-                            for n, i in enumerate(ids)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": i, "source": "t", "question": f"What is {n}+1?", "answer": str(n + 1)}) + "\n"
+            for n, i in enumerate(ids)
+        )
+    )
     return path
 
 
@@ -320,13 +379,19 @@ def test_duplicate_ids_in_a_benchmark_are_refused_before_generating(tiny_model, 
 
 def test_duplicate_ids_in_a_distill_problem_set_are_refused(tiny_model, tmp_path):
     bench = _problems(tmp_path / "dup.jsonl", ["x", "x"])
-    refused(cli("distill", "--out", tmp_path / "out", "--problems", bench, "--teacher", f"hf:{tiny_model}"), "'x'", "more than once")
+    refused(
+        cli("distill", "--out", tmp_path / "out", "--problems", bench, "--teacher", f"hf:{tiny_model}"),
+        "'x'",
+        "more than once",
+    )
     assert not (tmp_path / "out" / "traces.jsonl").exists()
 
 
 def test_duplicate_ids_in_an_imported_trace_file_are_refused(tmp_path):
-    rows = [{"id": 1, "question": "1+1?", "answer": "2", "thinking": "t", "response": "\\boxed{2}"},
-            {"id": 1, "question": "2+2?", "answer": "4", "thinking": "t", "response": "\\boxed{4}"}]
+    rows = [
+        {"id": 1, "question": "1+1?", "answer": "2", "thinking": "t", "response": "\\boxed{2}"},
+        {"id": 1, "question": "2+2?", "answer": "4", "thinking": "t", "response": "\\boxed{4}"},
+    ]
     traces = tmp_path / "t.jsonl"
     traces.write_text("".join(json.dumps(r) + "\n" for r in rows))
     refused(cli("distill", "--out", tmp_path / "out", "--import", traces), "appears twice")
@@ -339,15 +404,23 @@ def test_duplicate_ids_within_one_pool_name_that_pool_once(tmp_path):
     assert "both" not in text
 
 
-@pytest.mark.parametrize("bad, needle", [
-    (["--benchmark", "gsm8kk"], "unknown benchmark"),
-    (["--max-tokens", "0"], "max_tokens"),
-    (["--model", "smolm2"], "unknown model"),
-    (["--engine", "vllm-typo"], "engine"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        (["--benchmark", "gsm8kk"], "unknown benchmark"),
+        (["--max-tokens", "0"], "max_tokens"),
+        (["--model", "smolm2"], "unknown model"),
+        (["--engine", "vllm-typo"], "engine"),
+    ],
+)
 def test_a_failed_start_writes_nothing_and_the_corrected_command_runs(tiny_model, tmp_path, bad, needle):
     out = tmp_path / "out"
-    good = {"--benchmark": "dyn:addition?digits=2&n=2&seed=1", "--max-tokens": "64", "--model": str(tiny_model), "--engine": "program"}
+    good = {
+        "--benchmark": "dyn:addition?digits=2&n=2&seed=1",
+        "--max-tokens": "64",
+        "--model": str(tiny_model),
+        "--engine": "program",
+    }
     given = {**good, bad[0]: bad[1]}
     result = cli("eval", "--out", out, *[x for kv in given.items() for x in kv])
     refused(result, needle, code=result.exit_code if result.exit_code == 2 else 1)
@@ -361,8 +434,24 @@ def test_a_failed_start_writes_nothing_and_the_corrected_command_runs(tiny_model
 @pytest.mark.parametrize("teacher", ["openai:qwq-32b", "openai:deepseek-reasoner"])
 def test_a_served_teacher_is_the_servers_to_name(tmp_path, echo_server, teacher):
     out = tmp_path / "out"
-    ok(cli("distill", "--out", out, "--problems", "dyn:addition?digits=1&n=2&seed=3", "--teacher", teacher,
-           "--base-url", echo_server.url, "--max-tokens", "16", "--keep", "all", env={"HF_HUB_OFFLINE": "1"}))
+    ok(
+        cli(
+            "distill",
+            "--out",
+            out,
+            "--problems",
+            "dyn:addition?digits=1&n=2&seed=3",
+            "--teacher",
+            teacher,
+            "--base-url",
+            echo_server.url,
+            "--max-tokens",
+            "16",
+            "--keep",
+            "all",
+            env={"HF_HUB_OFFLINE": "1"},
+        )
+    )
     rows = [json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines()]
     assert [r["model"] for r in rows] == [teacher.split(":")[1]] * 2
 
@@ -380,7 +469,9 @@ def _served_models(recipe: dict) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("recipe_file", sorted(SHIPPED_RECIPES.glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_shipped_recipes_served_models_resolve_against_a_local_server(tmp_path, echo_server, recipe_file, monkeypatch):
+def test_every_shipped_recipes_served_models_resolve_against_a_local_server(
+    tmp_path, echo_server, recipe_file, monkeypatch
+):
     from handful.config import EvalConfig
     from handful.evaluation import evaluate
 
@@ -390,8 +481,13 @@ def test_every_shipped_recipes_served_models_resolve_against_a_local_server(tmp_
         engine = {**settings["engine"], "base_url": echo_server.url, "concurrency": 2}
         if engine.get("api_key_env"):
             monkeypatch.setenv(engine["api_key_env"], "local-test-key")
-        cfg = EvalConfig(model=model, benchmarks=["dyn:addition?digits=1&n=1&seed=0"], engine=engine,
-                         sampling={**settings.get("sampling", {}), "max_tokens": 16}, n=1)
+        cfg = EvalConfig(
+            model=model,
+            benchmarks=["dyn:addition?digits=1&n=1&seed=0"],
+            engine=engine,
+            sampling={**settings.get("sampling", {}), "max_tokens": 16},
+            n=1,
+        )
         scores = evaluate(cfg, tmp_path / f"served-{i}")
         assert scores["benchmarks"]["dyn:addition?digits=1"]["n_samples"] == 1
 
@@ -424,7 +520,9 @@ def tiny_disk(tmp_path):
     """A 96 KiB file system of its own (root can mount one): writing past it fails with ENOSPC."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(disk)], capture_output=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(disk)], capture_output=True, check=False
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
     yield disk
@@ -447,7 +545,9 @@ def test_a_full_disk_says_finished_work_is_kept_and_a_rerun_finishes(tiny_model,
 
 
 def test_an_unwritable_out_is_a_message(tmp_path):
-    refused(cli("eval", "--out", "/proc/handful-probe/out", "--benchmark", "dyn:addition?n=1&seed=1"), "/proc/handful-probe")
+    refused(
+        cli("eval", "--out", "/proc/handful-probe/out", "--benchmark", "dyn:addition?n=1&seed=1"), "/proc/handful-probe"
+    )
 
 
 def test_config_files_that_are_not_yaml_or_not_utf8(tmp_path):
@@ -464,26 +564,32 @@ def test_config_files_that_are_not_yaml_or_not_utf8(tmp_path):
     refused(cli("eval", "--out", tmp_path / "o5", "--config", listing), "mapping")
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("sampling.temperature=[1", "not valid YAML"),
-    ("nonsense", "expected key.path=value"),
-    ("sampling.temprature=1", "unknown setting"),
-    ("engine.batch_size=0", "batch_size"),
-    ("n=0", "n:"),
-    ("limit=-1", "limit"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("sampling.temperature=[1", "not valid YAML"),
+        ("nonsense", "expected key.path=value"),
+        ("sampling.temprature=1", "unknown setting"),
+        ("engine.batch_size=0", "batch_size"),
+        ("n=0", "n:"),
+        ("limit=-1", "limit"),
+    ],
+)
 def test_bad_set_overrides(tmp_path, override, needle):
     refused(cli("eval", "--out", tmp_path / "out", "--set", override), needle)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("option, value, needle", [
-    ("--temperature", "-1", "temperature"),
-    ("--top-p", "5", "top_p"),
-    ("--top-k", "-3", "top_k"),
-    ("--max-tokens", "-5", "max_tokens"),
-    ("--n", "0", "n:"),
-])
+@pytest.mark.parametrize(
+    "option, value, needle",
+    [
+        ("--temperature", "-1", "temperature"),
+        ("--top-p", "5", "top_p"),
+        ("--top-k", "-3", "top_k"),
+        ("--max-tokens", "-5", "max_tokens"),
+        ("--n", "0", "n:"),
+    ],
+)
 def test_sampling_values_out_of_range_are_refused_not_recorded(tmp_path, option, value, needle):
     refused(cli("eval", "--out", tmp_path / "out", option, value), needle)
     assert not (tmp_path / "out").exists()
@@ -495,27 +601,33 @@ def test_map_without_equals(tmp_path):
     refused(cli("distill", "--out", tmp_path / "out", "--import", traces, "--map", "question"), "--map", "KEY=FIELD")
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--max-thinking", "64,abc"], "--max-thinking"),
-    (["--votes", "0"], "votes"),
-    (["--waits", "-1"], "waits"),
-    (["--max-thinking", "0"], "max_thinking"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--max-thinking", "64,abc"], "--max-thinking"),
+        (["--votes", "0"], "votes"),
+        (["--waits", "-1"], "waits"),
+        (["--max-thinking", "0"], "max_thinking"),
+    ],
+)
 def test_scale_lists_are_checked_before_generating(tmp_path, args, needle):
     refused(cli("scale", "--out", tmp_path / "out", "--benchmark", "dyn:addition?n=2&seed=1", *args), needle)
     assert not (tmp_path / "out" / "points").exists()
 
 
-@pytest.mark.parametrize("spec, needle", [
-    ("dyn:addition?digits", "KEY=VALUE"),
-    ("dyn:addition?digits=x", "must be an integer"),
-    ("dyn:addition?digits=99", "between"),
-    ("dyn:addition?colour=3", "unknown parameter"),
-    ("dyn:additon?n=3", "unknown task"),
-    ("dyn:addition?n=0", "at least 1"),
-    ("dyn:addition?seed=-1&n=2", "seed must be 0 or more"),
-    ("dyn:addition?n=1000000000&seed=1", "--limit"),
-])
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ("dyn:addition?digits", "KEY=VALUE"),
+        ("dyn:addition?digits=x", "must be an integer"),
+        ("dyn:addition?digits=99", "between"),
+        ("dyn:addition?colour=3", "unknown parameter"),
+        ("dyn:additon?n=3", "unknown task"),
+        ("dyn:addition?n=0", "at least 1"),
+        ("dyn:addition?seed=-1&n=2", "seed must be 0 or more"),
+        ("dyn:addition?n=1000000000&seed=1", "--limit"),
+    ],
+)
 def test_bad_procedural_specs(tmp_path, spec, needle):
     refused(cli("eval", "--out", tmp_path / "out", "--benchmark", spec), needle)
 
@@ -547,39 +659,63 @@ def test_a_damaged_manifest_is_named(tiny_model, tmp_path):
 def test_files_that_are_not_what_their_scheme_says(tmp_path):
     fake = tmp_path / "fake.parquet"
     fake.write_text("not parquet at all")
-    refused(cli("eval", "--out", tmp_path / "o1", "--benchmark", f"parquet:{fake}?question=q&answer=a"), "not a readable parquet")
+    refused(
+        cli("eval", "--out", tmp_path / "o1", "--benchmark", f"parquet:{fake}?question=q&answer=a"),
+        "not a readable parquet",
+    )
     existing = _problems(tmp_path / "real.jsonl", ["a"])
     refused(cli("eval", "--out", tmp_path / "o2", "--benchmark", f"csv:{existing}"), "unknown scheme 'csv'")
-    refused(cli("curate", "--out", tmp_path / "o3", "--pool", f"csv:{existing}", "--target", "1"), "unknown scheme 'csv'")
+    refused(
+        cli("curate", "--out", tmp_path / "o3", "--pool", f"csv:{existing}", "--target", "1"), "unknown scheme 'csv'"
+    )
     refused(cli("eval", "--out", tmp_path / "o4", "--benchmark", f"jsonl:{existing}?colour=red"), "unknown mapping key")
 
 
 def test_a_hub_dataset_while_offline_is_a_message(tmp_path):
     pytest.importorskip("datasets")
     env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    refused(cli("eval", "--out", tmp_path / "out", "--benchmark", "hf:nobody/nothing?question=q&answer=a", env=env),
-            "could not be loaded", "jsonl:")
+    refused(
+        cli("eval", "--out", tmp_path / "out", "--benchmark", "hf:nobody/nothing?question=q&answer=a", env=env),
+        "could not be loaded",
+        "jsonl:",
+    )
 
 
 def test_an_unreachable_hub_is_named_at_once(tmp_path):
     pytest.importorskip("datasets")
     started = time.monotonic()
-    refused(cli("eval", "--out", tmp_path / "out", "--benchmark", "hf:nobody/nothing?question=q&answer=a",
-                env={"HF_ENDPOINT": "https://hub.invalid", "HF_HUB_OFFLINE": None, "HF_DATASETS_OFFLINE": None}),
-            "hub.invalid", "cannot be reached")
+    refused(
+        cli(
+            "eval",
+            "--out",
+            tmp_path / "out",
+            "--benchmark",
+            "hf:nobody/nothing?question=q&answer=a",
+            env={"HF_ENDPOINT": "https://hub.invalid", "HF_HUB_OFFLINE": None, "HF_DATASETS_OFFLINE": None},
+        ),
+        "hub.invalid",
+        "cannot be reached",
+    )
     assert time.monotonic() - started < 15  # the hub client alone retries for about 25 s
 
 
 def test_a_gpqa_file_with_the_wrong_fields(tmp_path):
     wrong = tmp_path / "gpqa.jsonl"
     wrong.write_text(json.dumps({"Question": "q?", "Correct Answer": "x"}) + "\n")
-    refused(cli("eval", "--out", tmp_path / "out", "--benchmark", "gpqa_diamond", "--data", wrong), f"{wrong}:1", "options")
+    refused(
+        cli("eval", "--out", tmp_path / "out", "--benchmark", "gpqa_diamond", "--data", wrong), f"{wrong}:1", "options"
+    )
     refused(cli("eval", "--out", tmp_path / "out2", "--benchmark", "gpqa_diamond"), "--data")
 
 
 def test_truncated_and_broken_record_files(tmp_path):
-    whole = gzip.compress(("".join(json.dumps({"id": str(i), "source": "t", "question": "q", "answer": "1"}) + "\n"
-                                   for i in range(200))).encode())
+    whole = gzip.compress(
+        (
+            "".join(
+                json.dumps({"id": str(i), "source": "t", "question": "q", "answer": "1"}) + "\n" for i in range(200)
+            )
+        ).encode()
+    )
     cut = tmp_path / "cut.jsonl.gz"
     cut.write_bytes(whole[: len(whole) // 2])
     text = refused(cli("eval", "--out", tmp_path / "o1", "--benchmark", cut), "cut.jsonl.gz", "damaged")
@@ -591,17 +727,22 @@ def test_truncated_and_broken_record_files(tmp_path):
     empty.write_text("")
     refused(cli("eval", "--out", tmp_path / "o3", "--benchmark", empty), "empty")
     wrong_field = tmp_path / "wrong.jsonl"
-    wrong_field.write_text(json.dumps({"id": "1", "source": "t", "question": "q", "answer": "1", "colour": "red"}) + "\n")
+    wrong_field.write_text(
+        json.dumps({"id": "1", "source": "t", "question": "q", "answer": "1", "colour": "red"}) + "\n"
+    )
     refused(cli("eval", "--out", tmp_path / "o4", "--benchmark", wrong_field), "wrong.jsonl:1", "colour")
     grade_input = tmp_path / "g.jsonl"
     grade_input.write_text(json.dumps({"gold": "1"}) + "\n")
     refused(cli("grade", "--input", grade_input, "--workers", "0"), "g.jsonl:1", "pred")
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--teacher", "hf:"], "no model after"),
-    (["--teacher", "openai:"], "no model after"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--teacher", "hf:"], "no model after"),
+        (["--teacher", "openai:"], "no model after"),
+    ],
+)
 def test_an_empty_teacher_model_is_refused(tmp_path, args, needle):
     refused(cli("distill", "--out", tmp_path / "out", "--problems", "dyn:addition?n=2&seed=1", *args), needle)
 
@@ -615,7 +756,10 @@ def test_an_empty_out_is_refused(tmp_path, monkeypatch):
 def test_a_placeholder_typo_fails_before_any_stage_runs(tiny_model, tmp_path):
     recipe = _recipe(tmp_path, tiny_model)
     data = yaml.safe_load(recipe.read_text())
-    data["distill"] = {"problems": "dyn:addition?digits=2&n=2&seed=1", "teacher": {"model": "@base", "engine": {"name": "program"}}}
+    data["distill"] = {
+        "problems": "dyn:addition?digits=2&n=2&seed=1",
+        "teacher": {"model": "@base", "engine": {"name": "program"}},
+    }
     data["eval"]["models"] = ["@base", "@trian"]
     recipe.write_text(yaml.safe_dump(data))
     out = tmp_path / "out"
@@ -625,7 +769,9 @@ def test_a_placeholder_typo_fails_before_any_stage_runs(tiny_model, tmp_path):
 
 def test_unknown_names_suggest_the_closest(tmp_path):
     refused(cli("eval", "--out", tmp_path / "o", "--model", "smollm-135m"), "unknown model", "smollm2-135m")
-    refused(cli("curate", "--out", tmp_path / "c", "--pool", "math-trian", "--target", "2"), "unknown pool", "math-train")
+    refused(
+        cli("curate", "--out", tmp_path / "c", "--pool", "math-trian", "--target", "2"), "unknown pool", "math-train"
+    )
     refused(cli("run", "demo-cpuu", "--dry-run"), "demo-cpu")
     refused(cli("tasks", "sample", "additon"), "unknown task", "addition")
     refused(cli("tasks", "sample", "addition", "--difficulty", "99"), "between")
@@ -635,8 +781,21 @@ def test_unknown_names_suggest_the_closest(tmp_path):
 def test_a_200_answer_that_is_not_a_completion(tmp_path):
     server = Server(lambda path, headers, body: (200, {"object": "error", "detail": "upstream busy"}))
     try:
-        result = cli("eval", "--out", tmp_path / "out", "--model", "smollm2-135m", "--engine", "openai", "--base-url", server.url,
-                     "--benchmark", "dyn:addition?digits=1&n=1&seed=1", "--max-tokens", "8")
+        result = cli(
+            "eval",
+            "--out",
+            tmp_path / "out",
+            "--model",
+            "smollm2-135m",
+            "--engine",
+            "openai",
+            "--base-url",
+            server.url,
+            "--benchmark",
+            "dyn:addition?digits=1&n=1&seed=1",
+            "--max-tokens",
+            "8",
+        )
         refused(result, "without a completion")
     finally:
         server.close()
@@ -657,9 +816,25 @@ def test_a_server_that_never_answers_is_given_up_on_with_a_message(tmp_path):
     server = Server(lambda path, headers, body: None)
     try:
         started = time.monotonic()
-        result = cli("eval", "--out", tmp_path / "out", "--model", "smollm2-135m", "--engine", "openai", "--base-url", server.url,
-                     "--benchmark", "dyn:addition?digits=1&n=1&seed=1", "--max-tokens", "8",
-                     "--set", "engine.request_timeout=2", "--set", "engine.max_retries=1")
+        result = cli(
+            "eval",
+            "--out",
+            tmp_path / "out",
+            "--model",
+            "smollm2-135m",
+            "--engine",
+            "openai",
+            "--base-url",
+            server.url,
+            "--benchmark",
+            "dyn:addition?digits=1&n=1&seed=1",
+            "--max-tokens",
+            "8",
+            "--set",
+            "engine.request_timeout=2",
+            "--set",
+            "engine.max_retries=1",
+        )
         refused(result, "no answer")
         assert time.monotonic() - started < 60
     finally:

@@ -33,7 +33,9 @@ def test_hf_engine_keeps_thinking_within_the_budget(smollm2_path, tmp_path):
 
 
 def test_openai_engine_keeps_thinking_within_the_budget(server, smollm2_path, tmp_path):
-    cfg = _cfg(budget={"min_thinking_tokens": 32, "max_thinking_tokens": 64}, engine={"name": "openai", "base_url": server.url})
+    cfg = _cfg(
+        budget={"min_thinking_tokens": 32, "max_thinking_tokens": 64}, engine={"name": "openai", "base_url": server.url}
+    )
     evaluate(cfg, tmp_path)
     _check(tmp_path, smollm2_path, 32, 64)
 
@@ -43,7 +45,9 @@ def test_refused_stops_become_waits(engine, server, smollm2_path, tmp_path):
     """With a line break as the end of thinking, SmolLM2 'stops' early and often: every stop
     before the minimum is refused with a forced 'Wait', in both engines."""
     engine_cfg = {"name": engine, "base_url": server.url} if engine == "openai" else {"name": "hf"}
-    cfg = _cfg(budget={"min_thinking_tokens": 40, "max_thinking_tokens": 80}, prompt={"think_close": "\n"}, engine=engine_cfg)
+    cfg = _cfg(
+        budget={"min_thinking_tokens": 40, "max_thinking_tokens": 80}, prompt={"think_close": "\n"}, engine=engine_cfg
+    )
     evaluate(cfg, tmp_path)
     samples = read_jsonl(tmp_path / "samples.jsonl", Generation)
     assert sum(g.waits for g in samples) >= 1

@@ -4,7 +4,9 @@ import sys
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "handful", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "handful", *args], capture_output=True, check=False, text=True, cwd=cwd
+    )
 
 
 def test_benchmarks_json():
@@ -16,7 +18,11 @@ def test_benchmarks_json():
 
 
 def test_grade_writes_outcomes(tmp_path):
-    pairs = [{"gold": "73", "pred": "Final Answer: **73**"}, {"gold": "1", "pred": "nothing"}, {"gold": "B", "pred": "(B)", "choices": ["x", "y"], "id": 9}]
+    pairs = [
+        {"gold": "73", "pred": "Final Answer: **73**"},
+        {"gold": "1", "pred": "nothing"},
+        {"gold": "B", "pred": "(B)", "choices": ["x", "y"], "id": 9},
+    ]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
     out = run("grade", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"))
     assert out.returncode == 0, out.stderr

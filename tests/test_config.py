@@ -16,7 +16,9 @@ def test_every_bad_field_is_reported_at_once(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(GradeConfig, f)
     message = str(err.value)
-    assert message.startswith(str(f)) and "workers:" in message and "timout: " in message and "unknown setting" in message
+    assert (
+        message.startswith(str(f)) and "workers:" in message and "timout: " in message and "unknown setting" in message
+    )
 
 
 def test_bad_yaml_names_the_line(tmp_path):

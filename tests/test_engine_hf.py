@@ -4,8 +4,8 @@ from handful.engines.base import Prompt, thinking_split, thinking_token_count
 from handful.engines.hf import HFEngine
 from handful.errors import EngineError
 from handful.models import ModelSpec, resolve
-from handful.records import Problem, SamplingParams
 from handful.prompts import render
+from handful.records import Problem, SamplingParams
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,11 @@ def engine(tiny_model):
 def _prompts(engine, questions):
     spec = engine.spec
     return [
-        Prompt(problem_id=f"p{i}", benchmark="t", text=render(Problem(id=f"p{i}", source="t", question=q, answer="1"), spec, engine.tokenizer))
+        Prompt(
+            problem_id=f"p{i}",
+            benchmark="t",
+            text=render(Problem(id=f"p{i}", source="t", question=q, answer="1"), spec, engine.tokenizer),
+        )
         for i, q in enumerate(questions)
     ]
 
@@ -103,7 +107,13 @@ def test_growing_cache_matches_transformers_own(engine):
     enc = engine.tokenizer([p.text for p in ps], return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.inference_mode():
         for extra in ({}, {"num_beams": 3}):
-            kw = dict(max_new_tokens=300, min_new_tokens=300, do_sample=False, pad_token_id=engine.tokenizer.pad_token_id, **extra)
+            kw = dict(
+                max_new_tokens=300,
+                min_new_tokens=300,
+                do_sample=False,
+                pad_token_id=engine.tokenizer.pad_token_id,
+                **extra,
+            )
             ours = engine.model.generate(**enc, past_key_values=growing_cache(), **kw)
             theirs = engine.model.generate(**enc, past_key_values=DynamicCache(), **kw)
             assert torch.equal(ours, theirs)

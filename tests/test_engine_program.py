@@ -13,7 +13,11 @@ from handful.records import Generation, read_jsonl
 
 
 def test_the_program_teacher_is_always_right_in_the_students_format(tiny_model, tmp_path):
-    benchmarks = ["dyn:probes?n=24&seed=4", "dyn:countdown?numbers=5&n=6&seed=4", "dyn:decimal-subtraction?digits=9&n=6&seed=4"]
+    benchmarks = [
+        "dyn:probes?n=24&seed=4",
+        "dyn:countdown?numbers=5&n=6&seed=4",
+        "dyn:decimal-subtraction?digits=9&n=6&seed=4",
+    ]
     cfg = EvalConfig(model=str(tiny_model), benchmarks=benchmarks, engine={"name": "program"})
     scores = evaluate(cfg, tmp_path / "run")
     assert all(s["accuracy"] == 1.0 for s in scores["benchmarks"].values()), scores["benchmarks"]
@@ -44,23 +48,44 @@ def test_an_opened_thinking_prompt_gets_no_second_opening():
 
 
 def test_eval_draws_a_fresh_seed_prints_it_and_resumes_with_it(tiny_model, tmp_path):
-    args = [sys.executable, "-m", "handful", "eval", "--model", str(tiny_model), "--engine", "program",
-            "--benchmark", "dyn:addition?digits=3&n=5,dyn:linear?n=4&seed=2", "--out", str(tmp_path / "run")]
-    first = subprocess.run(args, capture_output=True, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "handful",
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--engine",
+        "program",
+        "--benchmark",
+        "dyn:addition?digits=3&n=5,dyn:linear?n=4&seed=2",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    first = subprocess.run(args, capture_output=True, check=False, text=True)
     assert first.returncode == 0, first.stderr
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     spec = run["config"]["benchmarks"][0]
     assert spec.startswith("dyn:addition?digits=3&n=5&seed=") and spec in first.stdout.replace("\n", "")
     assert "dyn:linear?digits=1&n=4&seed=2" in run["config"]["benchmarks"]
-    again = subprocess.run(args, capture_output=True, text=True)
+    again = subprocess.run(args, capture_output=True, check=False, text=True)
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["benchmarks"][0] == spec
     assert len((tmp_path / "run" / "samples.jsonl").read_text().splitlines()) == 9
 
 
 def _samples(bench, outcomes):
-    return [Generation(problem_id=f"p{i}", benchmark=bench, model="m", text="", correct=ok, outcome="correct" if ok else "incorrect")
-            for i, ok in enumerate(outcomes)]
+    return [
+        Generation(
+            problem_id=f"p{i}",
+            benchmark=bench,
+            model="m",
+            text="",
+            correct=ok,
+            outcome="correct" if ok else "incorrect",
+        )
+        for i, ok in enumerate(outcomes)
+    ]
 
 
 def test_the_memorisation_gap_compares_a_benchmark_with_its_fresh_copy():

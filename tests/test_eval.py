@@ -6,24 +6,42 @@ import sys
 import time
 
 import pytest
+from servers import default_sigint
 
 from handful.config import EvalConfig
 from handful.errors import ConfigError
 from handful.evaluation import evaluate
 from handful.records import Generation, read_jsonl
 
-from servers import default_sigint
-
 
 def cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "handful", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_sigint, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "handful", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,  # noqa: PLW1509 (the child must get SIGINT back; the test starts no threads before it)
+        **kw,
+    )
 
 
 def start_and_wait(tiny_model, out, limit, samples_before):
     """Start `handful eval` on the tiny model; return once `samples_before` samples are on disk."""
-    args = ["eval", "--model", str(tiny_model), "--benchmark", "gsm8k", "--limit", str(limit), "--batch-size", "2",
-            "--max-tokens", "48", "--out", str(out)]
+    args = [
+        "eval",
+        "--model",
+        str(tiny_model),
+        "--benchmark",
+        "gsm8k",
+        "--limit",
+        str(limit),
+        "--batch-size",
+        "2",
+        "--max-tokens",
+        "48",
+        "--out",
+        str(out),
+    ]
     proc = cli(*args)
     samples = out / "samples.jsonl"
     deadline = time.monotonic() + 240
@@ -35,8 +53,13 @@ def start_and_wait(tiny_model, out, limit, samples_before):
 def test_eval_writes_samples_and_scores(tiny_model, tmp_path):
     user = tmp_path / "mine.jsonl"
     user.write_text("".join(json.dumps({"q": f"What is {i} + {i}?", "a": 2 * i}) + "\n" for i in range(3)))
-    cfg = EvalConfig(model=str(tiny_model), benchmarks=["gsm8k", f"jsonl:{user}?question=q&answer=a"], limit=3, n=2,
-                     sampling={"temperature": 0.7, "max_tokens": 16})
+    cfg = EvalConfig(
+        model=str(tiny_model),
+        benchmarks=["gsm8k", f"jsonl:{user}?question=q&answer=a"],
+        limit=3,
+        n=2,
+        sampling={"temperature": 0.7, "max_tokens": 16},
+    )
     scores = evaluate(cfg, tmp_path / "run")
     samples = read_jsonl(tmp_path / "run" / "samples.jsonl", Generation)
     assert len(samples) == 12 and len({g.key for g in samples}) == 12
@@ -53,7 +76,9 @@ def test_a_different_config_is_refused(tiny_model, tmp_path):
     evaluate(cfg, tmp_path)
     with pytest.raises(ConfigError, match=r"n: was 1, now 3"):
         evaluate(cfg.model_copy(update={"n": 3}), tmp_path)
-    evaluate(cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"batch_size": 1})}), tmp_path)  # speed settings may change
+    evaluate(
+        cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"batch_size": 1})}), tmp_path
+    )  # speed settings may change
 
 
 def test_resume_after_kill_loses_and_repeats_nothing(tiny_model, tmp_path):
@@ -73,7 +98,7 @@ def test_resume_after_kill_loses_and_repeats_nothing(tiny_model, tmp_path):
 
 def test_bad_model_name_lists_aliases(tmp_path):
     out = cli("eval", "--model", "smollm3-135m", "--benchmark", "gsm8k", "--out", str(tmp_path))
-    stdout, stderr = out.communicate(timeout=120)
+    _, stderr = out.communicate(timeout=120)
     assert out.returncode == 1
     assert "unknown model 'smollm3-135m'; known: smollm2-135m" in stderr and "Traceback" not in stderr
 
@@ -94,8 +119,20 @@ def test_models_lists_aliases():
 @pytest.mark.slow
 def test_real_model_on_gsm8k(smollm2_path, tmp_path):
     """The README's first run: the real SmolLM2-135M on 20 GSM8K problems, greedy."""
-    out = cli("eval", "--model", "smollm2-135m", "--benchmark", "gsm8k", "--limit", "20", "--max-tokens", "384", "--out", str(tmp_path))
-    stdout, stderr = out.communicate(timeout=1800)
+    out = cli(
+        "eval",
+        "--model",
+        "smollm2-135m",
+        "--benchmark",
+        "gsm8k",
+        "--limit",
+        "20",
+        "--max-tokens",
+        "384",
+        "--out",
+        str(tmp_path),
+    )
+    _, stderr = out.communicate(timeout=1800)
     assert out.returncode == 0, stderr
     scores = json.loads((tmp_path / "scores.json").read_text())["benchmarks"]["gsm8k"]
     assert scores["n_problems"] == 20 and 0.0 <= scores["ci95"][0] <= scores["accuracy"] <= scores["ci95"][1]

@@ -27,7 +27,10 @@ def test_split_thinking():
     assert split_thinking("<think>a</think>b") == ("a", "b")
     assert split_thinking("<think>a") == ("a", "")
     assert split_thinking("plain") == (None, "plain")
-    assert split_thinking("<|begin_of_thought|>t<|end_of_thought|>x", "<|begin_of_thought|>", "<|end_of_thought|>") == ("t", "x")
+    assert split_thinking("<|begin_of_thought|>t<|end_of_thought|>x", "<|begin_of_thought|>", "<|end_of_thought|>") == (
+        "t",
+        "x",
+    )
 
 
 def test_clean_strips_wrappers():

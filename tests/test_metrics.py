@@ -7,9 +7,15 @@ from handful.records import Generation
 
 def g(pid, i, canonical, correct, thinking=0, answer=0):
     return Generation(
-        problem_id=pid, sample_index=i, model="m", text="", canonical=canonical, correct=correct,
+        problem_id=pid,
+        sample_index=i,
+        model="m",
+        text="",
+        canonical=canonical,
+        correct=correct,
         outcome="correct" if correct else ("no_answer" if canonical is None else "incorrect"),
-        thinking_tokens=thinking, answer_tokens=answer,
+        thinking_tokens=thinking,
+        answer_tokens=answer,
     )
 
 
@@ -31,9 +37,15 @@ def test_majority_vote_ties_go_to_first_and_no_answer_never_wins():
 def test_score_by_hand():
     samples = [
         # p1: 3 of 4 correct; majority "7" correct
-        g("p1", 0, "7", True, 10, 2), g("p1", 1, "7", True, 20, 2), g("p1", 2, "8", False, 30, 2), g("p1", 3, "7", True, 40, 2),
+        g("p1", 0, "7", True, 10, 2),
+        g("p1", 1, "7", True, 20, 2),
+        g("p1", 2, "8", False, 30, 2),
+        g("p1", 3, "7", True, 40, 2),
         # p2: 1 of 4; first two disagree, tie -> "1" (wrong); maj@4: "2" x2 wrong vs "3" x1
-        g("p2", 0, "1", False), g("p2", 1, "3", True), g("p2", 2, "2", False), g("p2", 3, "2", False),
+        g("p2", 0, "1", False),
+        g("p2", 1, "3", True),
+        g("p2", 2, "2", False),
+        g("p2", 3, "2", False),
     ]
     s = score(samples, n=4)
     assert s.n_problems == 2 and s.n_samples == 8

@@ -32,10 +32,19 @@ def test_line_separator_inside_a_record_is_not_a_line_break(tmp_path):
     [
         ('{"id": "a", "source": "s", "question": "q"', "bad.jsonl:2: malformed JSON"),
         ('{"id": "a", "source": "s", "question": "q"}', "bad.jsonl:2: field 'answer': Field required"),
-        ('{"id": "a", "source": "s", "question": ["q"], "answer": "1"}', "bad.jsonl:2: field 'question': Input should be a valid string"),
-        ('{"id": "a", "source": "s", "question": "q", "answer": "1", "colour": 1}', "bad.jsonl:2: field 'colour': Extra inputs are not permitted"),
-        ('[1, 2]', "bad.jsonl:2: expected a JSON object, got list"),
-        ('{"id": "a", "source": "s", "question": "q", "answer": "1", "answer_format": "essay"}', "field 'answer_format'"),
+        (
+            '{"id": "a", "source": "s", "question": ["q"], "answer": "1"}',
+            "bad.jsonl:2: field 'question': Input should be a valid string",
+        ),
+        (
+            '{"id": "a", "source": "s", "question": "q", "answer": "1", "colour": 1}',
+            "bad.jsonl:2: field 'colour': Extra inputs are not permitted",
+        ),
+        ("[1, 2]", "bad.jsonl:2: expected a JSON object, got list"),
+        (
+            '{"id": "a", "source": "s", "question": "q", "answer": "1", "answer_format": "essay"}',
+            "field 'answer_format'",
+        ),
     ],
 )
 def test_bad_lines_name_file_line_and_field(tmp_path, line, message):

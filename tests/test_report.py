@@ -6,7 +6,6 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 import yaml
 
 from handful import report

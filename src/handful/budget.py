@@ -35,7 +35,9 @@ class Budget(Record):
     @model_validator(mode="after")
     def _consistent(self):
         if self.max_thinking_tokens is not None and self.min_thinking_tokens > self.max_thinking_tokens:
-            raise ValueError(f"min_thinking_tokens ({self.min_thinking_tokens}) exceeds max_thinking_tokens ({self.max_thinking_tokens})")
+            raise ValueError(
+                f"min_thinking_tokens ({self.min_thinking_tokens}) exceeds max_thinking_tokens ({self.max_thinking_tokens})"
+            )
         return self
 
     def continuation_text(self, close: str) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 from contextlib import contextmanager
-from typing import Annotated, NoReturn, Optional
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,7 +20,9 @@ from handful.errors import ConfigError, HandfulError
 from handful.files import os_error_message
 from handful.terminal import plain, visible
 
-app = typer.Typer(help="Curate, distill, train, scale and evaluate reasoning from a handful of examples.", no_args_is_help=True)
+app = typer.Typer(
+    help="Curate, distill, train, scale and evaluate reasoning from a handful of examples.", no_args_is_help=True
+)
 # Markup is off: user and model text is printed as it is written; our own styles are Text objects.
 console = Console(markup=False, highlight=False)
 err_console = Console(stderr=True, markup=False, highlight=False)
@@ -78,7 +80,7 @@ def version() -> None:
 @app.command()
 def benchmarks(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
-    data: Annotated[Optional[Path], typer.Option(help="GPQA-Diamond file, to count it too.")] = None,
+    data: Annotated[Path | None, typer.Option(help="GPQA-Diamond file, to count it too.")] = None,
 ) -> None:
     """List the registered benchmarks with their counts, sources and licenses."""
     from handful.benchmarks import list_benchmarks
@@ -94,29 +96,60 @@ def benchmarks(
     console.print(table)
 
 
-tasks_app = typer.Typer(help="Procedural task generators: fresh benchmarks (dyn:NAME) and exact traces.", invoke_without_command=True)
+tasks_app = typer.Typer(
+    help="Procedural task generators: fresh benchmarks (dyn:NAME) and exact traces.", invoke_without_command=True
+)
 app.add_typer(tasks_app, name="tasks")
 
 
 @tasks_app.callback()
-def tasks_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def tasks_list(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
     """List the generators, what their difficulty knob means and its range."""
     if ctx.invoked_subcommand is not None:
         return
     from handful.tasks import PROBES, TASKS
 
-    rows = [{"name": t.name, "knob": t.knob, "default": t.default, "range": [t.lowest, t.highest], "domain": t.domain, "about": t.about}
-            for t in TASKS.values()]
-    rows.append({"name": "probes", "knob": None, "default": None, "range": None, "domain": "mixed",
-                 "about": "out-of-domain probes: " + ", ".join(f"{n} {d}" for n, d in PROBES)})
+    rows = [
+        {
+            "name": t.name,
+            "knob": t.knob,
+            "default": t.default,
+            "range": [t.lowest, t.highest],
+            "domain": t.domain,
+            "about": t.about,
+        }
+        for t in TASKS.values()
+    ]
+    rows.append(
+        {
+            "name": "probes",
+            "knob": None,
+            "default": None,
+            "range": None,
+            "domain": "mixed",
+            "about": "out-of-domain probes: " + ", ".join(f"{n} {d}" for n, d in PROBES),
+        }
+    )
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table("name", "difficulty knob", "default", "range", "about")
     for r in rows:
-        table.add_row(visible(r["name"]), r["knob"] or "-", str(r["default"] or "-"), f"{r['range'][0]}..{r['range'][1]}" if r["range"] else "-", r["about"])
+        table.add_row(
+            visible(r["name"]),
+            r["knob"] or "-",
+            str(r["default"] or "-"),
+            f"{r['range'][0]}..{r['range'][1]}" if r["range"] else "-",
+            r["about"],
+        )
     console.print(table)
-    console.print(visible("As a benchmark: --benchmark 'dyn:NAME?KNOB=V&n=N&seed=S' (no seed: a fresh one, printed). As a teacher: --engine program."))
+    console.print(
+        visible(
+            "As a benchmark: --benchmark 'dyn:NAME?KNOB=V&n=N&seed=S' (no seed: a fresh one, printed). As a teacher: --engine program."
+        )
+    )
 
 
 @tasks_app.command("sample")
@@ -124,8 +157,12 @@ def tasks_sample(
     name: Annotated[str, typer.Argument(help="A generator (see `handful tasks`) or `probes`.")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many problems.")] = 10,
     seed: Annotated[int, typer.Option(help="The same seed gives the same problems.")] = 0,
-    difficulty: Annotated[Optional[int], typer.Option(help="The generator's knob (digits, steps, numbers); default: its default.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", parser=_out_path, help="JSONL file to write; default: standard output.")] = None,
+    difficulty: Annotated[
+        int | None, typer.Option(help="The generator's knob (digits, steps, numbers); default: its default.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", parser=_out_path, help="JSONL file to write; default: standard output.")
+    ] = None,
 ) -> None:
     """Draw problems, each with its answer and step-by-step trace, as JSONL Problem records."""
     from handful.records import write_jsonl
@@ -144,7 +181,9 @@ def tasks_sample(
 @app.command()
 def grade(
     input: Annotated[Path, typer.Option("--input", "-i", help='JSONL, one {"gold": ..., "pred": ...} per line.')],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write each line plus outcome, correct, extracted.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write each line plus outcome, correct, extracted.")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Grading processes (0: in this process).")] = 2,
     timeout: Annotated[float, typer.Option(help="Seconds per answer.")] = 5.0,
 ) -> None:
@@ -174,32 +213,56 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         return
     table = Table("name", "available", "description", "install", "license")
     for m in rows:
-        table.add_row(visible(m["name"]), "yes" if m["available"] else "no", m["description"], m["install"], m["license"])
+        table.add_row(
+            visible(m["name"]), "yes" if m["available"] else "no", m["description"], m["install"], m["license"]
+        )
     console.print(table)
     console.print(visible("Also: any local checkpoint folder (config.json + safetensors), or a hub id when online."))
 
 
 def _options(**given) -> list[str]:
     """Dotted overrides for the options the user actually gave."""
-    return [f"{key}={json.dumps(value) if isinstance(value, list) else value}" for key, value in given.items() if value is not None]
+    return [
+        f"{key}={json.dumps(value) if isinstance(value, list) else value}"
+        for key, value in given.items()
+        if value is not None
+    ]
 
 
 # Options shared by `eval` and `scale`, declared once, and where each lands in EvalConfig.
-Model = Annotated[Optional[str], typer.Option(help="Alias (see `handful models`), checkpoint folder or hub id.")]
-Benchmark = Annotated[Optional[str], typer.Option(help="Comma-separated benchmark specs (see `handful benchmarks`).")]
-Limit = Annotated[Optional[int], typer.Option(help="A fixed, seeded subset of N problems per benchmark.")]
-Temperature = Annotated[Optional[float], typer.Option()]
-MaxTokens = Annotated[Optional[int], typer.Option()]
-EngineName = Annotated[Optional[str], typer.Option("--engine", help="hf | openai | program (exact traces for `dyn:` tasks)")]
-BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as dotted key=value, e.g. engine.batch_size=32")]
+Model = Annotated[str | None, typer.Option(help="Alias (see `handful models`), checkpoint folder or hub id.")]
+Benchmark = Annotated[str | None, typer.Option(help="Comma-separated benchmark specs (see `handful benchmarks`).")]
+Limit = Annotated[int | None, typer.Option(help="A fixed, seeded subset of N problems per benchmark.")]
+Temperature = Annotated[float | None, typer.Option()]
+MaxTokens = Annotated[int | None, typer.Option()]
+EngineName = Annotated[
+    str | None, typer.Option("--engine", help="hf | openai | program (exact traces for `dyn:` tasks)")
+]
+BaseUrl = Annotated[str | None, typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")]
+Sets = Annotated[
+    list[str] | None, typer.Option("--set", help="Any setting as dotted key=value, e.g. engine.batch_size=32")
+]
 EVAL_KEYS = {
-    "model": "model", "benchmark": "benchmarks", "data": "data", "limit": "limit", "n": "n",
-    "engine": "engine.name", "base_url": "engine.base_url", "served_model": "engine.served_model",
-    "api_key_env": "engine.api_key_env", "batch_size": "engine.batch_size", "dtype": "engine.dtype",
-    "temperature": "sampling.temperature", "top_p": "sampling.top_p", "top_k": "sampling.top_k",
-    "max_tokens": "sampling.max_tokens", "seed": "sampling.seed", "min_thinking_tokens": "budget.min_thinking_tokens",
-    "max_thinking_tokens": "budget.max_thinking_tokens", "max_waits": "budget.max_waits", "continuation": "budget.continuation",
+    "model": "model",
+    "benchmark": "benchmarks",
+    "data": "data",
+    "limit": "limit",
+    "n": "n",
+    "engine": "engine.name",
+    "base_url": "engine.base_url",
+    "served_model": "engine.served_model",
+    "api_key_env": "engine.api_key_env",
+    "batch_size": "engine.batch_size",
+    "dtype": "engine.dtype",
+    "temperature": "sampling.temperature",
+    "top_p": "sampling.top_p",
+    "top_k": "sampling.top_k",
+    "max_tokens": "sampling.max_tokens",
+    "seed": "sampling.seed",
+    "min_thinking_tokens": "budget.min_thinking_tokens",
+    "max_thinking_tokens": "budget.max_thinking_tokens",
+    "max_waits": "budget.max_waits",
+    "continuation": "budget.continuation",
 }
 
 
@@ -212,46 +275,65 @@ def _eval_options(prefix: str, **given) -> list[str]:
 def print_scores(scores: dict) -> None:
     table = Table("benchmark", "problems x n", "accuracy [95% CI]", "maj@k", "pass@k", "tokens think/answer")
     for name, s in scores["benchmarks"].items():
-        table.add_row(visible(
-            name), f"{s['n_problems']} x {s['n_samples'] // s['n_problems']}",
+        table.add_row(
+            visible(name),
+            f"{s['n_problems']} x {s['n_samples'] // s['n_problems']}",
             f"{s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]",
-            " ".join(f"{k}:{v:.3f}" for k, v in s["maj@k"].items()), " ".join(f"{k}:{v:.3f}" for k, v in s["pass@k"].items()),
+            " ".join(f"{k}:{v:.3f}" for k, v in s["maj@k"].items()),
+            " ".join(f"{k}:{v:.3f}" for k, v in s["pass@k"].items()),
             f"{s['avg_thinking_tokens']:.0f}/{s['avg_answer_tokens']:.0f}",
         )
     console.print(table)
     for name, s in scores["benchmarks"].items():
         console.print(visible(f"{name} outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items()))))
     for g in scores.get("memorisation", []):
-        console.print(visible(
-            f"memorisation probe: {g['static']} {g['static_accuracy']:.3f} - {g['fresh']} {g['fresh_accuracy']:.3f} "
-            f"= {g['gap']:+.3f} [{g['gap_ci95'][0]:+.3f}, {g['gap_ci95'][1]:+.3f}]"
-        ))
+        console.print(
+            visible(
+                f"memorisation probe: {g['static']} {g['static_accuracy']:.3f} - {g['fresh']} {g['fresh_accuracy']:.3f} "
+                f"= {g['gap']:+.3f} [{g['gap_ci95'][0]:+.3f}, {g['gap_ci95'][1]:+.3f}]"
+            )
+        )
 
 
 @app.command(name="eval")
 def eval_(
-    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: samples.jsonl, scores.json; rerun to resume.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", parser=_out_path, help="Run directory: samples.jsonl, scores.json; rerun to resume."),
+    ],
     model: Model = None,
     benchmark: Benchmark = None,
     engine: EngineName = None,
     base_url: BaseUrl = None,
-    served_model: Annotated[Optional[str], typer.Option(help="The model's name on the server.")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option(help="NAME of the environment variable holding the API key.")] = None,
+    served_model: Annotated[str | None, typer.Option(help="The model's name on the server.")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="NAME of the environment variable holding the API key.")
+    ] = None,
     limit: Limit = None,
-    n: Annotated[Optional[int], typer.Option("--n", help="Samples per problem.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Samples per problem.")] = None,
     temperature: Temperature = None,
-    top_p: Annotated[Optional[float], typer.Option()] = None,
-    top_k: Annotated[Optional[int], typer.Option()] = None,
+    top_p: Annotated[float | None, typer.Option()] = None,
+    top_k: Annotated[int | None, typer.Option()] = None,
     max_tokens: MaxTokens = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
-    min_thinking_tokens: Annotated[Optional[int], typer.Option(help="Budget forcing: refuse to stop thinking before this many tokens.")] = None,
-    max_thinking_tokens: Annotated[Optional[int], typer.Option(help="Budget forcing: end thinking at this many tokens.")] = None,
-    max_waits: Annotated[Optional[int], typer.Option(help="Budget forcing: refuse this many ends of thinking in any case.")] = None,
-    continuation: Annotated[Optional[str], typer.Option(help='Budget forcing: what is forced on a refused stop (default "Wait").')] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="hf engine batch size.")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="float32 | bfloat16 | float16")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="File for a benchmark handful does not ship (gpqa_diamond).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML with EvalConfig settings; options override it.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    min_thinking_tokens: Annotated[
+        int | None, typer.Option(help="Budget forcing: refuse to stop thinking before this many tokens.")
+    ] = None,
+    max_thinking_tokens: Annotated[
+        int | None, typer.Option(help="Budget forcing: end thinking at this many tokens.")
+    ] = None,
+    max_waits: Annotated[
+        int | None, typer.Option(help="Budget forcing: refuse this many ends of thinking in any case.")
+    ] = None,
+    continuation: Annotated[
+        str | None, typer.Option(help='Budget forcing: what is forced on a refused stop (default "Wait").')
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="hf engine batch size.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 | float16")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="File for a benchmark handful does not ship (gpqa_diamond).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with EvalConfig settings; options override it.")] = None,
     set_: Sets = None,
 ) -> None:
     """Evaluate a model on benchmarks; prints and writes scores with confidence intervals."""
@@ -259,10 +341,27 @@ def eval_(
     from handful.evaluation import evaluate
 
     overrides = _eval_options(
-        "", model=model, benchmark=benchmark, data=data, limit=limit, n=n, engine=engine, base_url=base_url,
-        served_model=served_model, api_key_env=api_key_env, batch_size=batch_size, dtype=dtype, temperature=temperature,
-        top_p=top_p, top_k=top_k, max_tokens=max_tokens, seed=seed, min_thinking_tokens=min_thinking_tokens,
-        max_thinking_tokens=max_thinking_tokens, max_waits=max_waits, continuation=continuation,
+        "",
+        model=model,
+        benchmark=benchmark,
+        data=data,
+        limit=limit,
+        n=n,
+        engine=engine,
+        base_url=base_url,
+        served_model=served_model,
+        api_key_env=api_key_env,
+        batch_size=batch_size,
+        dtype=dtype,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        max_tokens=max_tokens,
+        seed=seed,
+        min_thinking_tokens=min_thinking_tokens,
+        max_thinking_tokens=max_thinking_tokens,
+        max_waits=max_waits,
+        continuation=continuation,
     ) + list(set_ or [])
     with _guard(f"every finished sample is kept in {out / 'samples.jsonl'}; run the same command again to resume"):
         cfg = load_config(EvalConfig, config, overrides)
@@ -271,20 +370,47 @@ def eval_(
     fresh = [b for b in scores["config"]["benchmarks"] if b.startswith("dyn:")]
     if fresh:
         console.print(visible("procedural benchmarks (reproduce with these specs): " + ", ".join(fresh)))
-    console.print(visible(f"seed {cfg.sampling.seed}; samples in {out / 'samples.jsonl'}, scores in {out / 'scores.json'}"))
+    console.print(
+        visible(f"seed {cfg.sampling.seed}; samples in {out / 'samples.jsonl'}, scores in {out / 'scores.json'}")
+    )
 
 
 @app.command()
 def curate(
-    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: selected.jsonl, removed.jsonl, funnel.json, stages/; rerun to resume.")],
-    pool: Annotated[Optional[list[str]], typer.Option("--pool", help="A pool name (math-train, aime, omni-math, gsm8k-train), dyn:TASK, a Problem JSONL, or jsonl:/parquet:/hf: with a mapping. Repeat for several.")] = None,
-    target: Annotated[Optional[int], typer.Option(help="How many problems to select.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of every sampled choice.")] = None,
-    reference: Annotated[Optional[list[str]], typer.Option("--reference", help="Difficulty reference model (turns the difficulty stage on); repeat for several.")] = None,
-    samples: Annotated[Optional[int], typer.Option("--samples", help="Samples per problem for each reference model.")] = None,
-    candidates: Annotated[Optional[int], typer.Option(help="Rate only a seeded sample of this many problems for difficulty (a cost cap).")] = None,
-    policy: Annotated[Optional[str], typer.Option(help="Difficulty policy: s1 (drop anything solved) | limo (keep solved <= max_solved) | band.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML with CurateConfig settings; options override it.")] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            parser=_out_path,
+            help="Run directory: selected.jsonl, removed.jsonl, funnel.json, stages/; rerun to resume.",
+        ),
+    ],
+    pool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pool",
+            help="A pool name (math-train, aime, omni-math, gsm8k-train), dyn:TASK, a Problem JSONL, or jsonl:/parquet:/hf: with a mapping. Repeat for several.",
+        ),
+    ] = None,
+    target: Annotated[int | None, typer.Option(help="How many problems to select.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of every sampled choice.")] = None,
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference", help="Difficulty reference model (turns the difficulty stage on); repeat for several."
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option("--samples", help="Samples per problem for each reference model.")
+    ] = None,
+    candidates: Annotated[
+        int | None, typer.Option(help="Rate only a seeded sample of this many problems for difficulty (a cost cap).")
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Difficulty policy: s1 (drop anything solved) | limo (keep solved <= max_solved) | band."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with CurateConfig settings; options override it.")] = None,
     set_: Sets = None,
 ) -> None:
     """Curate a pool down to a handful of hard, diverse, clean problems; prints the funnel."""
@@ -292,23 +418,51 @@ def curate(
     from handful.curation import CurateConfig
     from handful.curation import curate as run_curate
 
-    overrides = _options(pools=list(pool) if pool else None, target=target, seed=seed, **{"difficulty.candidates": candidates, "difficulty.policy": policy})
+    overrides = _options(
+        pools=list(pool) if pool else None,
+        target=target,
+        seed=seed,
+        **{"difficulty.candidates": candidates, "difficulty.policy": policy},
+    )
     if reference:
-        refs = [{"model": m, "n": samples or 1, "sampling": {"temperature": 0.7 if (samples or 1) > 1 else 0.0, "max_tokens": 512}} for m in reference]
+        refs = [
+            {
+                "model": m,
+                "n": samples or 1,
+                "sampling": {"temperature": 0.7 if (samples or 1) > 1 else 0.0, "max_tokens": 512},
+            }
+            for m in reference
+        ]
         overrides += ["difficulty.enabled=true", f"difficulty.references={json.dumps(refs)}"]
-    with _guard(f"finished stages and graded samples are kept under {out / 'stages'}; run the same command again to resume"):
+    with _guard(
+        f"finished stages and graded samples are kept under {out / 'stages'}; run the same command again to resume"
+    ):
         cfg = load_config(CurateConfig, config, overrides + list(set_ or []))
-        funnel = run_curate(cfg, out, console=console, on_stage=lambda name, before, after: console.print(visible(f"{name}: {before} -> {after}")))
+        funnel = run_curate(
+            cfg,
+            out,
+            console=console,
+            on_stage=lambda name, before, after: console.print(visible(f"{name}: {before} -> {after}")),
+        )
     table = Table("stage", "count", "removed", "main reasons")
     for row in funnel:
         reasons = ", ".join(f"{k} {v}" for k, v in row.get("by_reason", {}).items())
-        table.add_row(visible(row["stage"]), str(row["count"]), "skipped" if row.get("skipped") else str(row.get("removed", "")), visible(reasons))
+        table.add_row(
+            visible(row["stage"]),
+            str(row["count"]),
+            "skipped" if row.get("skipped") else str(row.get("removed", "")),
+            visible(reasons),
+        )
     console.print(table)
-    console.print(visible(f"selected in {out / 'selected.jsonl'}, removed (with reasons) in {out / 'removed.jsonl'}, funnel in {out / 'funnel.json'}"))
+    console.print(
+        visible(
+            f"selected in {out / 'selected.jsonl'}, removed (with reasons) in {out / 'removed.jsonl'}, funnel in {out / 'funnel.json'}"
+        )
+    )
 
 
-def _teacher(spec: str) -> tuple[str, Optional[str]]:
-    """"openai:NAME" -> ("openai", NAME); "program" -> ("program", None); "NAME" -> ("hf", NAME)."""
+def _teacher(spec: str) -> tuple[str, str | None]:
+    """ "openai:NAME" -> ("openai", NAME); "program" -> ("program", None); "NAME" -> ("hf", NAME)."""
     from handful.engines import ENGINES
 
     engine, sep, model = spec.partition(":")
@@ -323,29 +477,52 @@ def _teacher(spec: str) -> tuple[str, Optional[str]]:
 
 @app.command()
 def distill(
-    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: traces.jsonl, sft.jsonl, stats.json; rerun to resume.")],
-    problems: Annotated[Optional[str], typer.Option(help="Problem JSONL (e.g. curate's selected.jsonl), a pool name or a dyn: spec.")] = None,
-    teacher: Annotated[Optional[str], typer.Option(help="ENGINE:MODEL, e.g. openai:qwq-32b, hf:smollm2-135m, program.")] = None,
-    student: Annotated[Optional[str], typer.Option(help="Model whose prompt format and thinking delimiters sft.jsonl uses (default: the teacher).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="A fixed, seeded subset of N problems.")] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", parser=_out_path, help="Run directory: traces.jsonl, sft.jsonl, stats.json; rerun to resume."
+        ),
+    ],
+    problems: Annotated[
+        str | None, typer.Option(help="Problem JSONL (e.g. curate's selected.jsonl), a pool name or a dyn: spec.")
+    ] = None,
+    teacher: Annotated[
+        str | None, typer.Option(help="ENGINE:MODEL, e.g. openai:qwq-32b, hf:smollm2-135m, program.")
+    ] = None,
+    student: Annotated[
+        str | None,
+        typer.Option(help="Model whose prompt format and thinking delimiters sft.jsonl uses (default: the teacher)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="A fixed, seeded subset of N problems.")] = None,
     base_url: BaseUrl = None,
-    served_model: Annotated[Optional[str], typer.Option(help="The teacher's name on the server.")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option(help="NAME of the environment variable holding the API key.")] = None,
-    n: Annotated[Optional[int], typer.Option("--n", help="Samples per problem.")] = None,
-    keep: Annotated[Optional[str], typer.Option(help="correct (rejection sampling) | all")] = None,
-    select: Annotated[Optional[str], typer.Option(help="Per problem: shortest | longest | all of the kept traces.")] = None,
-    max_cost: Annotated[Optional[float], typer.Option(help="Stop starting requests past this many US dollars.")] = None,
-    price_prompt: Annotated[Optional[float], typer.Option(help="US dollars per million prompt tokens.")] = None,
-    price_completion: Annotated[Optional[float], typer.Option(help="US dollars per million completion tokens.")] = None,
-    requests_per_minute: Annotated[Optional[float], typer.Option("--rpm", help="Client-side request rate limit.")] = None,
-    tokens_per_minute: Annotated[Optional[float], typer.Option("--tpm", help="Client-side token rate limit.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight at once (openai engine).")] = None,
+    served_model: Annotated[str | None, typer.Option(help="The teacher's name on the server.")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="NAME of the environment variable holding the API key.")
+    ] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Samples per problem.")] = None,
+    keep: Annotated[str | None, typer.Option(help="correct (rejection sampling) | all")] = None,
+    select: Annotated[
+        str | None, typer.Option(help="Per problem: shortest | longest | all of the kept traces.")
+    ] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Stop starting requests past this many US dollars.")] = None,
+    price_prompt: Annotated[float | None, typer.Option(help="US dollars per million prompt tokens.")] = None,
+    price_completion: Annotated[float | None, typer.Option(help="US dollars per million completion tokens.")] = None,
+    requests_per_minute: Annotated[float | None, typer.Option("--rpm", help="Client-side request rate limit.")] = None,
+    tokens_per_minute: Annotated[float | None, typer.Option("--tpm", help="Client-side token rate limit.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight at once (openai engine).")] = None,
     temperature: Temperature = None,
     max_tokens: MaxTokens = None,
-    import_: Annotated[Optional[Path], typer.Option("--import", help="Import an existing trace file instead of generating.")] = None,
-    format_: Annotated[str, typer.Option("--format", help="Layout of the imported file: skythought | s1k | limo | fields.")] = "fields",
-    map_: Annotated[Optional[list[str]], typer.Option("--map", help="Imported field mapping KEY=FIELD (question, answer, thinking, response, text).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML with DistillConfig settings; options override it.")] = None,
+    import_: Annotated[
+        Path | None, typer.Option("--import", help="Import an existing trace file instead of generating.")
+    ] = None,
+    format_: Annotated[
+        str, typer.Option("--format", help="Layout of the imported file: skythought | s1k | limo | fields.")
+    ] = "fields",
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Imported field mapping KEY=FIELD (question, answer, thinking, response, text)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with DistillConfig settings; options override it.")] = None,
     set_: Sets = None,
 ) -> None:
     """Distill reasoning traces from a teacher (or import them), graded, into traces.jsonl and sft.jsonl."""
@@ -355,43 +532,109 @@ def distill(
 
     with _guard(f"every finished trace is kept in {out / 'traces.jsonl'}; run the same command again to resume"):
         if import_ is not None:
-            bad = [item for item in map_ or [] if "=" not in item or not item.partition("=")[0] or not item.partition("=")[2]]
+            bad = [
+                item
+                for item in map_ or []
+                if "=" not in item or not item.partition("=")[0] or not item.partition("=")[2]
+            ]
             if bad:
                 raise ConfigError(f"--map {bad[0]!r}: expected KEY=FIELD, e.g. --map question=problem")
             mapping = dict(item.split("=", 1) for item in map_ or [])
-            summary = import_traces(import_, out, preset=format_, mapping=mapping, student=student or "smollm2-135m",
-                                    keep=keep or "correct", select=select or "shortest")
+            summary = import_traces(
+                import_,
+                out,
+                preset=format_,
+                mapping=mapping,
+                student=student or "smollm2-135m",
+                keep=keep or "correct",
+                select=select or "shortest",
+            )
         else:
             engine, model = _teacher(teacher) if teacher else (None, None)
             if engine == "program" and model is None:
                 model = student or "smollm2-135m"
-            overrides = _options(problems=problems, limit=limit, student=student, keep=keep, select=select, max_cost=max_cost,
-                                 **{"prices.prompt": price_prompt, "prices.completion": price_completion})
-            overrides += _eval_options("teacher.", model=model, engine=engine, base_url=base_url, served_model=served_model,
-                                       api_key_env=api_key_env, n=n, temperature=temperature, max_tokens=max_tokens)
-            overrides += _options(**{"teacher.engine.requests_per_minute": requests_per_minute, "teacher.engine.tokens_per_minute": tokens_per_minute,
-                                     "teacher.engine.concurrency": concurrency})
-            summary = run_distill(load_config(DistillConfig, config, overrides + list(set_ or [])), out, console=console)
-    table = Table("traces", "problems", "correct", "truncated", "never closed", "tokens median/p90/max", "sft records", "cost")
+            overrides = _options(
+                problems=problems,
+                limit=limit,
+                student=student,
+                keep=keep,
+                select=select,
+                max_cost=max_cost,
+                **{"prices.prompt": price_prompt, "prices.completion": price_completion},
+            )
+            overrides += _eval_options(
+                "teacher.",
+                model=model,
+                engine=engine,
+                base_url=base_url,
+                served_model=served_model,
+                api_key_env=api_key_env,
+                n=n,
+                temperature=temperature,
+                max_tokens=max_tokens,
+            )
+            overrides += _options(
+                **{
+                    "teacher.engine.requests_per_minute": requests_per_minute,
+                    "teacher.engine.tokens_per_minute": tokens_per_minute,
+                    "teacher.engine.concurrency": concurrency,
+                }
+            )
+            summary = run_distill(
+                load_config(DistillConfig, config, overrides + list(set_ or [])), out, console=console
+            )
+    table = Table(
+        "traces", "problems", "correct", "truncated", "never closed", "tokens median/p90/max", "sft records", "cost"
+    )
     t = summary["completion_tokens"]
-    table.add_row(visible(str(summary["traces"])), str(summary["problems"]), f"{summary['correct']:.1%}", f"{summary['truncated']:.1%}",
-                  f"{summary['never_closed_thinking']:.1%}", f"{t['median']:.0f}/{t['p90']:.0f}/{t['max']}", str(summary["sft_records"]),
-                  f"${summary['cost_usd']:.4f}")
+    table.add_row(
+        visible(str(summary["traces"])),
+        str(summary["problems"]),
+        f"{summary['correct']:.1%}",
+        f"{summary['truncated']:.1%}",
+        f"{summary['never_closed_thinking']:.1%}",
+        f"{t['median']:.0f}/{t['p90']:.0f}/{t['max']}",
+        str(summary["sft_records"]),
+        f"${summary['cost_usd']:.4f}",
+    )
     console.print(table)
     if summary["problems_without_a_kept_trace"]:
-        console.print(visible(f"{len(summary['problems_without_a_kept_trace'])} problems have no kept trace (listed in stats.json)"))
+        console.print(
+            visible(
+                f"{len(summary['problems_without_a_kept_trace'])} problems have no kept trace (listed in stats.json)"
+            )
+        )
     if summary.get("stopped"):
         console.print(Text("stopped: ", style="yellow") + plain(summary["stopped"]))
-    console.print(visible(f"traces in {out / 'traces.jsonl'}, fine-tuning set in {out / 'sft.jsonl'}, statistics in {out / 'stats.json'}"))
+    console.print(
+        visible(
+            f"traces in {out / 'traces.jsonl'}, fine-tuning set in {out / 'sft.jsonl'}, statistics in {out / 'stats.json'}"
+        )
+    )
 
 
-train_app = typer.Typer(help="Fine-tune through TRL: SFT on traces, GRPO with verifiable rewards.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Fine-tune through TRL: SFT on traces, GRPO with verifiable rewards.", no_args_is_help=True
+)
 app.add_typer(train_app, name="train")
-Recipe = Annotated[Optional[str], typer.Option("--config", help="A shipped preset (sft-s1, sft-limo, sft-cpu-small, grpo-cpu-small, grpo-deepscaler) or a YAML file.")]
-Accelerate = Annotated[Optional[str], typer.Option(help="Launch through `accelerate launch` with a shipped config (ddp, ddp-cpu, fsdp, deepspeed-zero3) or a file.")]
+Recipe = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        help="A shipped preset (sft-s1, sft-limo, sft-cpu-small, grpo-cpu-small, grpo-deepscaler) or a YAML file.",
+    ),
+]
+Accelerate = Annotated[
+    str | None,
+    typer.Option(
+        help="Launch through `accelerate launch` with a shipped config (ddp, ddp-cpu, fsdp, deepspeed-zero3) or a file."
+    ),
+]
 
 
-def _train(kind: str, out: Path, config: Optional[str], overrides: list[str], resume: bool, accelerate_config: Optional[str]) -> dict:
+def _train(
+    kind: str, out: Path, config: str | None, overrides: list[str], resume: bool, accelerate_config: str | None
+) -> dict:
     from handful.config import load_config
     from handful.training import launch
     from handful.training.config import GRPORecipe, SFTRecipe, recipe_path
@@ -399,7 +642,9 @@ def _train(kind: str, out: Path, config: Optional[str], overrides: list[str], re
     if accelerate_config and not launch.launched():
         raise typer.Exit(launch.relaunch(accelerate_config, sys.argv[1:]))
     with _guard(f"checkpoints are kept under {out}; rerun the same command with --resume to continue"):
-        recipe = load_config(SFTRecipe if kind == "sft" else GRPORecipe, recipe_path(config) if config else None, overrides)
+        recipe = load_config(
+            SFTRecipe if kind == "sft" else GRPORecipe, recipe_path(config) if config else None, overrides
+        )
         if kind == "sft":
             from handful.training.sft import train_sft
 
@@ -411,63 +656,104 @@ def _train(kind: str, out: Path, config: Optional[str], overrides: list[str], re
 
 @train_app.command("sft")
 def train_sft_command(
-    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: checkpoints/, model/ (or adapter/), train.json.")],
-    data: Annotated[Optional[Path], typer.Option(help="sft.jsonl from `handful distill`.")] = None,
+    out: Annotated[
+        Path,
+        typer.Option("--out", parser=_out_path, help="Run directory: checkpoints/, model/ (or adapter/), train.json."),
+    ],
+    data: Annotated[Path | None, typer.Option(help="sft.jsonl from `handful distill`.")] = None,
     model: Model = None,
     config: Recipe = None,
-    lora: Annotated[Optional[bool], typer.Option("--lora/--full", help="Train a LoRA adapter (saved merged and as an adapter).")] = None,
-    epochs: Annotated[Optional[float], typer.Option()] = None,
-    lr: Annotated[Optional[float], typer.Option()] = None,
-    max_seq_len: Annotated[Optional[int], typer.Option(help="Longer samples are cut (and counted).")] = None,
-    packing: Annotated[Optional[bool], typer.Option("--packing/--no-packing")] = None,
-    max_steps: Annotated[Optional[int], typer.Option()] = None,
-    eval_benchmark: Annotated[Optional[str], typer.Option(help="Comma-separated benchmarks to evaluate the chosen checkpoint on.")] = None,
+    lora: Annotated[
+        bool | None, typer.Option("--lora/--full", help="Train a LoRA adapter (saved merged and as an adapter).")
+    ] = None,
+    epochs: Annotated[float | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    max_seq_len: Annotated[int | None, typer.Option(help="Longer samples are cut (and counted).")] = None,
+    packing: Annotated[bool | None, typer.Option("--packing/--no-packing")] = None,
+    max_steps: Annotated[int | None, typer.Option()] = None,
+    eval_benchmark: Annotated[
+        str | None, typer.Option(help="Comma-separated benchmarks to evaluate the chosen checkpoint on.")
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")] = False,
     accelerate_config: Accelerate = None,
     set_: Sets = None,
 ) -> None:
     """Supervised fine-tuning on a handful of traces (loss on the response only)."""
-    overrides = _options(data=data, model=model, epochs=epochs, lr=lr, max_seq_len=max_seq_len, packing=packing, max_steps=max_steps,
-                         eval_benchmark=eval_benchmark.split(",") if eval_benchmark else None, **{"lora.enabled": lora})
+    overrides = _options(
+        data=data,
+        model=model,
+        epochs=epochs,
+        lr=lr,
+        max_seq_len=max_seq_len,
+        packing=packing,
+        max_steps=max_steps,
+        eval_benchmark=eval_benchmark.split(",") if eval_benchmark else None,
+        **{"lora.enabled": lora},
+    )
     summary = _train("sft", out, config, overrides + list(set_ or []), resume, accelerate_config)
     if "rank" in summary:  # a worker other than the first: the first one reports
         return
     cut = summary["truncation"]
-    console.print(visible(f"trained {summary['steps']} steps on {summary['train_samples']} samples in {summary['seconds']:.0f} s; "
-                  f"train loss {summary['train_loss']:.4f}; best validation loss {summary['best_validation_loss']}"))
-    console.print(visible(f"truncated samples: {cut['truncated']} of {cut['samples']}; model for `handful eval --model`: {summary['outputs']['eval_model']}"))
+    console.print(
+        visible(
+            f"trained {summary['steps']} steps on {summary['train_samples']} samples in {summary['seconds']:.0f} s; "
+            f"train loss {summary['train_loss']:.4f}; best validation loss {summary['best_validation_loss']}"
+        )
+    )
+    console.print(
+        visible(
+            f"truncated samples: {cut['truncated']} of {cut['samples']}; model for `handful eval --model`: {summary['outputs']['eval_model']}"
+        )
+    )
     for name, s in summary.get("eval", {}).items():
         console.print(visible(f"{name}: accuracy {s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"))
 
 
 @train_app.command("grpo")
 def train_grpo_command(
-    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Run directory: checkpoints/, model/ (or adapter/), train.json.")],
-    problems: Annotated[Optional[str], typer.Option(help="Problems with reference answers: a JSONL, a pool or a dyn: spec.")] = None,
+    out: Annotated[
+        Path,
+        typer.Option("--out", parser=_out_path, help="Run directory: checkpoints/, model/ (or adapter/), train.json."),
+    ],
+    problems: Annotated[
+        str | None, typer.Option(help="Problems with reference answers: a JSONL, a pool or a dyn: spec.")
+    ] = None,
     model: Model = None,
     config: Recipe = None,
-    lora: Annotated[Optional[bool], typer.Option("--lora/--full")] = None,
-    max_steps: Annotated[Optional[int], typer.Option()] = None,
-    lr: Annotated[Optional[float], typer.Option()] = None,
-    num_generations: Annotated[Optional[int], typer.Option(help="Samples per prompt.")] = None,
-    max_completion_length: Annotated[Optional[int], typer.Option()] = None,
+    lora: Annotated[bool | None, typer.Option("--lora/--full")] = None,
+    max_steps: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    num_generations: Annotated[int | None, typer.Option(help="Samples per prompt.")] = None,
+    max_completion_length: Annotated[int | None, typer.Option()] = None,
     limit: Limit = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")] = False,
     accelerate_config: Accelerate = None,
     set_: Sets = None,
 ) -> None:
     """RL with verifiable rewards (GRPO): rewards from the shared grader, hacking monitors logged."""
-    overrides = _options(problems=problems, model=model, max_steps=max_steps, lr=lr, num_generations=num_generations,
-                         max_completion_length=max_completion_length, limit=limit, **{"lora.enabled": lora})
+    overrides = _options(
+        problems=problems,
+        model=model,
+        max_steps=max_steps,
+        lr=lr,
+        num_generations=num_generations,
+        max_completion_length=max_completion_length,
+        limit=limit,
+        **{"lora.enabled": lora},
+    )
     summary = _train("grpo", out, config, overrides + list(set_ or []), resume, accelerate_config)
     for stage in summary["stages"]:
         rewards = stage["reward_by_step"]
         shown = ", ".join(f"{step}:{value:.3f}" for step, value in rewards[:12])
-        console.print(visible(f"stage {stage['context_stage']} (completions up to {stage['max_completion_length']} tokens): {stage['steps']} steps; reward by step {shown}"))
+        console.print(
+            visible(
+                f"stage {stage['context_stage']} (completions up to {stage['max_completion_length']} tokens): {stage['steps']} steps; reward by step {shown}"
+            )
+        )
     console.print(visible(f"model for `handful eval --model`: {summary['eval_model']}"))
 
 
-def _ints(option: str, text: Optional[str]) -> Optional[list[int]]:
+def _ints(option: str, text: str | None) -> list[int] | None:
     if not text:
         return None
     try:
@@ -478,19 +764,28 @@ def _ints(option: str, text: Optional[str]) -> Optional[list[int]]:
 
 @app.command()
 def scale(
-    out: Annotated[Path, typer.Option("--out", parser=_out_path, help="Sweep directory: points/*, curve.json, curve.png; rerun to resume.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", parser=_out_path, help="Sweep directory: points/*, curve.json, curve.png; rerun to resume."
+        ),
+    ],
     model: Model = None,
     benchmark: Benchmark = None,
-    max_thinking: Annotated[Optional[str], typer.Option(help="Comma-separated maximum thinking tokens, e.g. 64,128,256.")] = None,
-    min_thinking: Annotated[Optional[str], typer.Option(help="Comma-separated minimum thinking tokens.")] = None,
-    waits: Annotated[Optional[str], typer.Option(help="Comma-separated counts of refused ends of thinking.")] = None,
-    votes: Annotated[Optional[str], typer.Option(help="Comma-separated k for maj@k; samples per problem = the largest.")] = None,
+    max_thinking: Annotated[
+        str | None, typer.Option(help="Comma-separated maximum thinking tokens, e.g. 64,128,256.")
+    ] = None,
+    min_thinking: Annotated[str | None, typer.Option(help="Comma-separated minimum thinking tokens.")] = None,
+    waits: Annotated[str | None, typer.Option(help="Comma-separated counts of refused ends of thinking.")] = None,
+    votes: Annotated[
+        str | None, typer.Option(help="Comma-separated k for maj@k; samples per problem = the largest.")
+    ] = None,
     limit: Limit = None,
     temperature: Temperature = None,
     max_tokens: MaxTokens = None,
     engine: EngineName = None,
     base_url: BaseUrl = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML with ScaleConfig settings; options override it.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with ScaleConfig settings; options override it.")] = None,
     set_: Sets = None,
 ) -> None:
     """Sweep thinking budgets; write the accuracy-vs-thinking-tokens curve and its picture."""
@@ -498,17 +793,34 @@ def scale(
     from handful.scaling import ScaleConfig
     from handful.scaling import scale as run_scale
 
-    overrides = _options(max_thinking=_ints("--max-thinking", max_thinking), min_thinking=_ints("--min-thinking", min_thinking),
-                         waits=_ints("--waits", waits), votes=_ints("--votes", votes))
+    overrides = _options(
+        max_thinking=_ints("--max-thinking", max_thinking),
+        min_thinking=_ints("--min-thinking", min_thinking),
+        waits=_ints("--waits", waits),
+        votes=_ints("--votes", votes),
+    )
     overrides += _eval_options(
-        "eval.", model=model, benchmark=benchmark, limit=limit, temperature=temperature, max_tokens=max_tokens, engine=engine, base_url=base_url
+        "eval.",
+        model=model,
+        benchmark=benchmark,
+        limit=limit,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        engine=engine,
+        base_url=base_url,
     ) + list(set_ or [])
     with _guard(f"finished samples are kept under {out / 'points'}; run the same command again to resume"):
         result = run_scale(load_config(ScaleConfig, config, overrides), out, console=console)
     table = Table("point", "benchmark", "think tok", "accuracy [95% CI]", "maj@k", "control")
     for p in result["points"]:
-        table.add_row(visible(p["point"]), visible(p["benchmark"]), f"{p['avg_thinking_tokens']:.0f}", f"{p['accuracy']:.3f} [{p['ci95'][0]:.3f}, {p['ci95'][1]:.3f}]",
-                      " ".join(f"{k}:{v:.3f}" for k, v in p["maj@k"].items()), f"{p['control']:.2f}")
+        table.add_row(
+            visible(p["point"]),
+            visible(p["benchmark"]),
+            f"{p['avg_thinking_tokens']:.0f}",
+            f"{p['accuracy']:.3f} [{p['ci95'][0]:.3f}, {p['ci95'][1]:.3f}]",
+            " ".join(f"{k}:{v:.3f}" for k, v in p["maj@k"].items()),
+            f"{p['control']:.2f}",
+        )
     console.print(table)
     for bench, s in result["summary"].items():
         slope = "n/a" if s["scaling_slope"] is None else f"{s['scaling_slope']:+.4f} accuracy per doubling"
@@ -516,24 +828,30 @@ def scale(
     console.print(visible(f"curve in {out / 'curve.json'} and {out / 'curve.png'}"))
 
 
-RunOut = Annotated[Optional[Path], typer.Option("--out", parser=_out_path, help="Run directory (default: runs/NAME); rerun to resume.")]
+RunOut = Annotated[
+    Path | None, typer.Option("--out", parser=_out_path, help="Run directory (default: runs/NAME); rerun to resume.")
+]
 
 
 def _print_comparisons(out: Path) -> None:
     from handful import report
-
     from handful.files import read_json
 
     manifest = read_json(out / "manifest.json", "manifest")
     for c in report.comparisons(out, manifest):
         b, a, d = c["baseline"], c["accuracy"], c["difference_ci95"]
-        console.print(visible(
-            f"{c['run']:>8} {c['benchmark']:<28} {c['against']} {b['accuracy']:.3f} [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}] -> "
-            f"{c['model']} {a['accuracy']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]  difference {c['difference']:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}]"
-            + ("  (intervals apart)" if c["separated"] else "")), highlight=False, soft_wrap=True)
+        console.print(
+            visible(
+                f"{c['run']:>8} {c['benchmark']:<28} {c['against']} {b['accuracy']:.3f} [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}] -> "
+                f"{c['model']} {a['accuracy']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]  difference {c['difference']:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}]"
+                + ("  (intervals apart)" if c["separated"] else "")
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
-def _run(recipe_name: str, out: Optional[Path], dry_run: bool, set_: Optional[list[str]]) -> Optional[Path]:
+def _run(recipe_name: str, out: Path | None, dry_run: bool, set_: list[str] | None) -> Path | None:
     import yaml
 
     from handful.run import describe, load_recipe, run_recipe, unseeded
@@ -543,25 +861,45 @@ def _run(recipe_name: str, out: Optional[Path], dry_run: bool, set_: Optional[li
         out = out or Path("runs") / recipe.name
         if dry_run:
             for stage in describe(recipe, out):
-                console.rule(visible(f"{stage['stage']}  (key {stage['key']}, reads: {', '.join(stage['reads']) or 'nothing'})"))
+                console.rule(
+                    visible(f"{stage['stage']}  (key {stage['key']}, reads: {', '.join(stage['reads']) or 'nothing'})")
+                )
                 console.print(visible(yaml.safe_dump(stage["config"], sort_keys=False)), highlight=False, markup=False)
-                console.print(visible("command: " + " ".join(stage["command"])), highlight=False, markup=False, soft_wrap=True)
+                console.print(
+                    visible("command: " + " ".join(stage["command"])), highlight=False, markup=False, soft_wrap=True
+                )
             fresh = unseeded(recipe)
             if fresh:
-                console.print(visible("fresh seeds are drawn at the first real run for: " + ", ".join(fresh)), highlight=False)
+                console.print(
+                    visible("fresh seeds are drawn at the first real run for: " + ", ".join(fresh)), highlight=False
+                )
             return None
-        result = run_recipe(recipe, text, out, console=console,
-                            on_stage=lambda stage, what: console.rule(plain(f"{stage.name}: {what}", "bold")))
+        result = run_recipe(
+            recipe,
+            text,
+            out,
+            console=console,
+            on_stage=lambda stage, what: console.rule(plain(f"{stage.name}: {what}", "bold")),
+        )
     score = result["transparency"]
-    console.print(visible(f"transparency {score['total']}/100 (handful transparency {out}); manifest {out / 'manifest.json'}"))
+    console.print(
+        visible(f"transparency {score['total']}/100 (handful transparency {out}); manifest {out / 'manifest.json'}")
+    )
     return out
 
 
 @app.command(name="run")
 def run_command(
-    recipe: Annotated[str, typer.Argument(help="A run recipe YAML, or a shipped one: demo-cpu, s1k-qwen2.5-32b, limo-qwen2.5-32b, deepscaler-1.5b.")],
+    recipe: Annotated[
+        str,
+        typer.Argument(
+            help="A run recipe YAML, or a shipped one: demo-cpu, s1k-qwen2.5-32b, limo-qwen2.5-32b, deepscaler-1.5b."
+        ),
+    ],
     out: RunOut = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print every stage's full settings and command; run nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print every stage's full settings and command; run nothing.")
+    ] = False,
     set_: Sets = None,
 ) -> None:
     """Run the stages a recipe names (curate, distill, train, eval, scale) in one directory: manifest, transparency, report."""
@@ -595,7 +933,14 @@ def transparency(
     table = Table("dimension", "question", "points", "status", "evidence, or what is missing")
     for item in result["items"]:
         style = "red" if item["status"] == "missing" else None
-        table.add_row(visible(item["dimension"]), item["question"], f"{item['earned']}/{item['points']}", item["status"], visible(item["evidence"]), style=style)
+        table.add_row(
+            visible(item["dimension"]),
+            item["question"],
+            f"{item['earned']}/{item['points']}",
+            item["status"],
+            visible(item["evidence"]),
+            style=style,
+        )
     console.print(table)
     dims = ", ".join(f"{d} {result['by_dimension'][d]}/{result['maximum'][d]}" for d in result["maximum"])
     console.print(visible(f"total {result['total']}/100 ({dims}); checklist: {result['source']}"))

@@ -44,8 +44,12 @@ class EngineConfig(Config):
     endpoint: Literal["auto", "completions", "chat"] = "auto"
     concurrency: int = Field(default=8, ge=1)
     max_retries: int = Field(default=8, ge=0)
-    request_timeout: float = Field(default=900.0, gt=0, description="seconds to wait for one answer (long reasoning takes minutes)")
-    timeout_retries: int = Field(default=1, ge=0, description="retries after a request got no answer in time; a stalled server is rarely back")
+    request_timeout: float = Field(
+        default=900.0, gt=0, description="seconds to wait for one answer (long reasoning takes minutes)"
+    )
+    timeout_retries: int = Field(
+        default=1, ge=0, description="retries after a request got no answer in time; a stalled server is rarely back"
+    )
     requests_per_minute: float | None = Field(default=None, gt=0, description="client-side limit for hosted APIs")
     tokens_per_minute: float | None = Field(default=None, gt=0, description="client-side limit for hosted APIs")
 
@@ -78,9 +82,15 @@ class EvalConfig(Config):
     def fingerprint(self) -> dict:
         """The settings that decide what the samples are; a run directory keeps to one."""
         return {
-            "model": self.model, "benchmarks": self.benchmarks, "data": self.data, "limit": self.limit,
-            "limit_seed": self.limit_seed, "n": self.n,
-            "sampling": self.sampling.model_dump(), "budget": self.budget.model_dump(), "prompt": self.prompt.model_dump(),
+            "model": self.model,
+            "benchmarks": self.benchmarks,
+            "data": self.data,
+            "limit": self.limit,
+            "limit_seed": self.limit_seed,
+            "n": self.n,
+            "sampling": self.sampling.model_dump(),
+            "budget": self.budget.model_dump(),
+            "prompt": self.prompt.model_dump(),
             "engine": {k: getattr(self.engine, k) for k in ("name", "dtype", "served_model", "endpoint")},
         }
 
@@ -99,7 +109,9 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
         try:
             node[leaf] = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError as e:
-            raise ConfigError(f"override {item!r}: the value is not valid YAML ({getattr(e, 'problem', None) or e}); quote it") from None
+            raise ConfigError(
+                f"override {item!r}: the value is not valid YAML ({getattr(e, 'problem', None) or e}); quote it"
+            ) from None
     return data
 
 

@@ -19,7 +19,6 @@ through `import_traces`, into the same files, graded again.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Literal
@@ -31,8 +30,8 @@ from handful.benchmarks import subset
 from handful.config import Config, EvalConfig
 from handful.engines import ENGINES
 from handful.errors import ConfigError, lookup
-from handful.files import RunDirectory, read_json, write_json
 from handful.evaluation import generate
+from handful.files import RunDirectory, read_json, write_json
 from handful.models import ModelSpec, model_spec, resolve
 from handful.prompts import messages
 from handful.records import Generation, Problem, SamplingParams, read_dicts, read_jsonl, unique_ids, write_jsonl
@@ -52,10 +51,15 @@ class Prices(Config):
 
 class DistillConfig(Config):
     problems: str = Field(description="a Problem JSONL, a pool name or a dyn: spec (see handful curate --pool)")
-    teacher: EvalConfig = Field(default_factory=EvalConfig, description="model, engine, sampling and n; benchmarks are ignored")
+    teacher: EvalConfig = Field(
+        default_factory=EvalConfig, description="model, engine, sampling and n; benchmarks are ignored"
+    )
     limit: int | None = Field(default=None, ge=1, description="a fixed, seeded subset of this many problems")
     seed: int = 0
-    student: str | None = Field(default=None, description="the model whose prompt format and thinking delimiters sft.jsonl uses; default: the teacher")
+    student: str | None = Field(
+        default=None,
+        description="the model whose prompt format and thinking delimiters sft.jsonl uses; default: the teacher",
+    )
     keep: Literal["correct", "all"] = "correct"
     select: Literal["shortest", "longest", "all"] = "shortest"
     max_cost: float | None = Field(default=None, gt=0, description="US dollars; stop starting requests past this")
@@ -83,7 +87,9 @@ def chosen(traces: list[Generation], keep: str, select: str) -> tuple[dict[str, 
         by_problem.setdefault(g.problem_id, []).append(g)
     picked, empty = {}, []
     for pid, gs in by_problem.items():
-        good = sorted((g for g in gs if keep == "all" or g.correct), key=lambda g: (g.completion_tokens, g.sample_index))
+        good = sorted(
+            (g for g in gs if keep == "all" or g.correct), key=lambda g: (g.completion_tokens, g.sample_index)
+        )
         if not good:
             empty.append(pid)
             continue
@@ -99,39 +105,62 @@ def stats(traces: list[Generation], spec_close: str, picked: dict, unsolved: lis
     lengths = np.array([g.completion_tokens for g in traces] or [0])
     counts, edges = np.histogram(lengths, bins=8)
     return {
-        "traces": len(traces), "problems": len({g.problem_id for g in traces}),
+        "traces": len(traces),
+        "problems": len({g.problem_id for g in traces}),
         "correct": _share([bool(g.correct) for g in traces]),
         "truncated": _share([g.finish_reason == "length" for g in traces]),
         "never_closed_thinking": _share([g.thinking is not None and spec_close not in g.text for g in traces]),
-        "completion_tokens": {"min": int(lengths.min()), "median": float(np.median(lengths)), "mean": round(float(lengths.mean()), 1),
-                              "p90": float(np.percentile(lengths, 90)), "max": int(lengths.max())},
+        "completion_tokens": {
+            "min": int(lengths.min()),
+            "median": float(np.median(lengths)),
+            "mean": round(float(lengths.mean()), 1),
+            "p90": float(np.percentile(lengths, 90)),
+            "max": int(lengths.max()),
+        },
         "histogram": {f"{int(a)}-{int(b)}": int(c) for a, b, c in zip(edges, edges[1:], counts)},
-        "sft_records": sum(len(v) for v in picked.values()), "problems_without_a_kept_trace": unsolved,
+        "sft_records": sum(len(v) for v in picked.values()),
+        "problems_without_a_kept_trace": unsolved,
         "cost_usd": round(sum(g.metadata.get("cost_usd", 0.0) for g in traces), 6),
-        "prompt_tokens": int(sum(g.prompt_tokens for g in traces)), "completion_tokens_total": int(lengths.sum()) if traces else 0,
+        "prompt_tokens": int(sum(g.prompt_tokens for g in traces)),
+        "completion_tokens_total": int(lengths.sum()) if traces else 0,
         "prices_per_million": prices.model_dump(),
     }
 
 
-def write_outputs(out: Path, traces: list[Generation], problems: dict[str, Problem], cfg: DistillConfig, teacher_close: str) -> dict:
+def write_outputs(
+    out: Path, traces: list[Generation], problems: dict[str, Problem], cfg: DistillConfig, teacher_close: str
+) -> dict:
     name, spec = student_spec(cfg)
     picked, unsolved = chosen(traces, cfg.keep, cfg.select)
     rows = []
     for pid, gs in picked.items():
         for g in gs:
-            rows.append({
-                "messages": [*messages(problems[pid], spec), {"role": "assistant", "content": assistant_turn(g, spec)}],
-                "problem_id": pid, "sample_index": g.sample_index, "correct": bool(g.correct), "teacher": g.model,
-            })
+            rows.append(
+                {
+                    "messages": [
+                        *messages(problems[pid], spec),
+                        {"role": "assistant", "content": assistant_turn(g, spec)},
+                    ],
+                    "problem_id": pid,
+                    "sample_index": g.sample_index,
+                    "correct": bool(g.correct),
+                    "teacher": g.model,
+                }
+            )
     write_jsonl(out / SFT, rows)
-    summary = {**stats(traces, teacher_close, picked, unsolved, cfg.prices), "student": name, "keep": cfg.keep, "select": cfg.select}
+    summary = {
+        **stats(traces, teacher_close, picked, unsolved, cfg.prices),
+        "student": name,
+        "keep": cfg.keep,
+        "select": cfg.select,
+    }
     write_json(out / STATS, summary)
     return summary
 
 
 def distill(cfg: DistillConfig, out: str | Path, console=None) -> dict:
-    with RunDirectory(out) as out:
-        return _distill(cfg, out, console)
+    with RunDirectory(out) as folder:
+        return _distill(cfg, folder, console)
 
 
 def _distill(cfg: DistillConfig, out: Path, console) -> dict:
@@ -151,7 +180,11 @@ def _distill(cfg: DistillConfig, out: Path, console) -> dict:
         write_json(asked, chosen_by)
     problems = {p.id: p for p in read_jsonl(source, Problem)}
     teacher = cfg.teacher.model_copy(update={"benchmarks": [str(source)], "limit": None})
-    spent = [sum(g.metadata.get("cost_usd", 0.0) for g in read_jsonl(out / TRACES, Generation, allow_empty=True))] if (out / TRACES).exists() else [0.0]
+    spent = (
+        [sum(g.metadata.get("cost_usd", 0.0) for g in read_jsonl(out / TRACES, Generation, allow_empty=True))]
+        if (out / TRACES).exists()
+        else [0.0]
+    )
 
     def annotate(g: Generation) -> Generation:
         cost = cfg.prices.cost(g)
@@ -161,11 +194,24 @@ def _distill(cfg: DistillConfig, out: Path, console) -> dict:
     def over_budget() -> bool:
         return cfg.max_cost is not None and spent[0] >= cfg.max_cost
 
-    teacher, _, traces = generate(teacher, out, TRACES, console=console, label="distill", annotate=annotate, should_stop=over_budget, chunk=cfg.round)
+    teacher, _, traces = generate(
+        teacher,
+        out,
+        TRACES,
+        console=console,
+        label="distill",
+        annotate=annotate,
+        should_stop=over_budget,
+        chunk=cfg.round,
+    )
     teacher_spec = model_spec(teacher.model, teacher.engine.name).model_copy(update=teacher.prompt.overrides())
     summary = write_outputs(out, traces, problems, cfg, teacher_spec.think_close)
     missing = len(problems) * teacher.n - len(traces)
-    summary["stopped"] = f"max cost ${cfg.max_cost} reached with {missing} samples to go; rerun with a higher --max-cost to continue" if missing else None
+    summary["stopped"] = (
+        f"max cost ${cfg.max_cost} reached with {missing} samples to go; rerun with a higher --max-cost to continue"
+        if missing
+        else None
+    )
     return summary
 
 
@@ -174,7 +220,13 @@ def _distill(cfg: DistillConfig, out: Path, console) -> dict:
 # Field mappings for known layouts: question, reference answer, and the trace as either
 # thinking + response or one text with thinking delimiters inside.
 PRESETS: dict[str, dict[str, str]] = {
-    "skythought": {"question": "question", "answer": "gt", "text": "code", "open": "<|begin_of_thought|>", "close": "<|end_of_thought|>"},
+    "skythought": {
+        "question": "question",
+        "answer": "gt",
+        "text": "code",
+        "open": "<|begin_of_thought|>",
+        "close": "<|end_of_thought|>",
+    },
     "s1k": {"question": "question", "answer": "solution", "thinking": "thinking_trajectories", "response": "attempt"},
     "limo": {"question": "question", "answer": "answer", "text": "solution", "open": "<think>", "close": "</think>"},
     "fields": {"question": "question", "answer": "answer", "thinking": "thinking", "response": "response"},
@@ -186,11 +238,20 @@ def _first(value):
     return value[0] if isinstance(value, list) and value else value
 
 
-def import_traces(path: str | Path, out: str | Path, *, preset: str = "fields", mapping: dict[str, str] | None = None,
-                  student: str = "smollm2-135m", keep: str = "correct", select: str = "shortest", name: str | None = None) -> dict:
+def import_traces(
+    path: str | Path,
+    out: str | Path,
+    *,
+    preset: str = "fields",
+    mapping: dict[str, str] | None = None,
+    student: str = "smollm2-135m",
+    keep: str = "correct",
+    select: str = "shortest",
+    name: str | None = None,
+) -> dict:
     """Traces someone else made, as traces.jsonl and sft.jsonl, graded here."""
-    from handful.engines.base import count_tokens, make_generation
     from handful.engines import Prompt, load_tokenizer
+    from handful.engines.base import count_tokens, make_generation
     from handful.evaluation import grade_generations
     from handful.grading import Grader
 
@@ -211,9 +272,16 @@ def import_traces(path: str | Path, out: str | Path, *, preset: str = "fields", 
         where = f"{path}:{number}"
         missing = [fields[k] for k in ("question", "answer") if fields[k] not in row]
         if missing:
-            raise ConfigError(f"{where}: no field {', '.join(map(repr, missing))}; the row has {', '.join(sorted(row))} (map fields with --map KEY=FIELD)")
+            raise ConfigError(
+                f"{where}: no field {', '.join(map(repr, missing))}; the row has {', '.join(sorted(row))} (map fields with --map KEY=FIELD)"
+            )
         pid = str(row.get(fields.get("id", "id"), row.get("idx", number - 1)))
-        problem = Problem(id=f"{label}-{pid}", source=label, question=str(row[fields["question"]]), answer=str(_first(row[fields["answer"]])).strip())
+        problem = Problem(
+            id=f"{label}-{pid}",
+            source=label,
+            question=str(row[fields["question"]]),
+            answer=str(_first(row[fields["answer"]])).strip(),
+        )
         if "text" in fields:
             text = _SOLUTION_TAGS.sub("", str(_first(row.get(fields["text"], ""))))
         else:
@@ -221,11 +289,22 @@ def import_traces(path: str | Path, out: str | Path, *, preset: str = "fields", 
             text = f"{open_tag}{thinking}{close_tag}{_first(row.get(fields['response'], ''))}"
         total, thinking_count = count_tokens(tokenizer, text, source_spec)
         prompt = Prompt(problem_id=problem.id, benchmark=label, text="")
-        g = make_generation(prompt, text, model=f"imported:{label}", engine="import", sampling=SamplingParams(), spec=source_spec,
-                            prompt_tokens=0, completion_tokens=total, thinking_tokens=thinking_count,
-                            finish_reason="stop" if (close_tag in text or open_tag not in text) else "length")
+        g = make_generation(
+            prompt,
+            text,
+            model=f"imported:{label}",
+            engine="import",
+            sampling=SamplingParams(),
+            spec=source_spec,
+            prompt_tokens=0,
+            completion_tokens=total,
+            thinking_tokens=thinking_count,
+            finish_reason="stop" if (close_tag in text or open_tag not in text) else "length",
+        )
         if problem.id in problems:
-            raise ConfigError(f"{where}: problem id {pid!r} appears twice in {path}; map a unique field with --map id=FIELD")
+            raise ConfigError(
+                f"{where}: problem id {pid!r} appears twice in {path}; map a unique field with --map id=FIELD"
+            )
         problems[problem.id] = problem
         generations.append(g)
     with Grader(2) as grader:
@@ -234,4 +313,3 @@ def import_traces(path: str | Path, out: str | Path, *, preset: str = "fields", 
     write_jsonl(out / TRACES, graded)
     cfg = DistillConfig(problems=str(out / PROBLEMS), student=student, keep=keep, select=select)
     return write_outputs(out, graded, problems, cfg, close_tag)
-

@@ -26,7 +26,7 @@ from handful.grading import Grader, GradeRequest
 from handful.metrics import difference_ci, per_problem_accuracy, score
 from handful.models import resolve
 from handful.prompts import messages, render
-from handful.records import Generation, Problem, RecordStore, unique_ids
+from handful.records import Generation, Problem, RecordStore
 from handful.terminal import visible
 
 RUN_FILE, SAMPLES_FILE, SCORES_FILE = "run.json", "samples.jsonl", "scores.json"
@@ -65,7 +65,9 @@ def _read_run_file(out: Path) -> dict | None:
         return None
     data = read_json(run_file, "run settings file")
     if not isinstance(data.get("fingerprint"), dict) or not isinstance(data.get("config"), dict):
-        raise ConfigError(f"{run_file}: the run settings file is damaged (no fingerprint or config); move the directory away and start again")
+        raise ConfigError(
+            f"{run_file}: the run settings file is damaged (no fingerprint or config); move the directory away and start again"
+        )
     return data
 
 
@@ -76,7 +78,11 @@ def _check_run_dir(out: Path, cfg: EvalConfig, mine: dict, samples_file: str) ->
     if recorded is not None:
         theirs = recorded["fingerprint"]
         if theirs != mine:
-            diffs = [f"{k}: was {theirs.get(k)!r}, now {mine.get(k)!r}" for k in sorted(set(theirs) | set(mine)) if theirs.get(k) != mine.get(k)]
+            diffs = [
+                f"{k}: was {theirs.get(k)!r}, now {mine.get(k)!r}"
+                for k in sorted(set(theirs) | set(mine))
+                if theirs.get(k) != mine.get(k)
+            ]
             raise ConfigError(
                 f"{out} holds a run with other settings ({'; '.join(diffs)}); rerun with the same settings to resume, or use another --out"
             )
@@ -112,33 +118,59 @@ def load_problems(cfg: EvalConfig) -> dict[str, list[Problem]]:
     for spec in cfg.benchmarks:
         name = benchmark_name(spec)
         if name in chosen:
-            raise ConfigError(f"benchmark {spec!r}: another benchmark in this run is filed under the same name {name!r}")
-        chosen[name] = subset(load_benchmark(spec, data=cfg.data, limit=cfg.limit, limit_seed=cfg.limit_seed), cfg.limit, seed=cfg.limit_seed)
+            raise ConfigError(
+                f"benchmark {spec!r}: another benchmark in this run is filed under the same name {name!r}"
+            )
+        chosen[name] = subset(
+            load_benchmark(spec, data=cfg.data, limit=cfg.limit, limit_seed=cfg.limit_seed),
+            cfg.limit,
+            seed=cfg.limit_seed,
+        )
     return chosen
 
 
-def grade_generations(grader: Grader, generations: list[Generation], problems: dict[tuple, Problem], spec) -> list[Generation]:
+def grade_generations(
+    grader: Grader, generations: list[Generation], problems: dict[tuple, Problem], spec
+) -> list[Generation]:
     requests = []
     for g in generations:
         p = problems[(g.benchmark, g.problem_id)]
         text = spec.think_open + g.text if spec.open_thinking else g.text
         choices = tuple(p.choices) if p.choices else None
-        requests.append(GradeRequest(text, p.answer, p.answer_format, choices, (spec.think_open, spec.think_close), g.finish_reason == "length"))
+        requests.append(
+            GradeRequest(
+                text,
+                p.answer,
+                p.answer_format,
+                choices,
+                (spec.think_open, spec.think_close),
+                g.finish_reason == "length",
+            )
+        )
     return [
-        g.model_copy(update={"extracted": r.extracted, "canonical": r.canonical, "outcome": r.outcome, "correct": r.correct})
+        g.model_copy(
+            update={"extracted": r.extracted, "canonical": r.canonical, "outcome": r.outcome, "correct": r.correct}
+        )
         for g, r in zip(generations, grader.grade(requests))
     ]
 
 
 def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
-    with RunDirectory(out) as out:
-        cfg, by_benchmark, samples = generate(cfg, out, SAMPLES_FILE, console=console)
-        return write_scores(cfg, out, by_benchmark, samples)
+    with RunDirectory(out) as folder:
+        cfg, by_benchmark, samples = generate(cfg, folder, SAMPLES_FILE, console=console)
+        return write_scores(cfg, folder, by_benchmark, samples)
 
 
 def generate(
-    cfg: EvalConfig, out: Path, samples_file: str, *, console=None, label: str = "eval",
-    annotate: Callable[[Generation], Generation] | None = None, should_stop: Callable[[], bool] | None = None, chunk: int | None = None,
+    cfg: EvalConfig,
+    out: Path,
+    samples_file: str,
+    *,
+    console=None,
+    label: str = "eval",
+    annotate: Callable[[Generation], Generation] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    chunk: int | None = None,
 ) -> tuple[EvalConfig, dict[str, list[Problem]], list[Generation]]:
     """Every sample the config asks for, graded and stored one by one in `out/samples_file`;
     what is stored already is skipped. `annotate` adds to a sample before it is stored;
@@ -163,17 +195,32 @@ def generate(
     store = RecordStore(out / samples_file, Generation, key=lambda g: g.key)
     tokenizer = load_tokenizer(model, cfg.engine.trust_remote_code)
     todo = [
-        Prompt(problem_id=p.id, benchmark=name, sample_index=i, text=render(p, model.spec, tokenizer), messages=messages(p, model.spec))
-        for name, ps in by_benchmark.items() for p in ps for i in range(cfg.n)
+        Prompt(
+            problem_id=p.id,
+            benchmark=name,
+            sample_index=i,
+            text=render(p, model.spec, tokenizer),
+            messages=messages(p, model.spec),
+        )
+        for name, ps in by_benchmark.items()
+        for p in ps
+        for i in range(cfg.n)
         if f"{name}/{p.id}#{i}" not in store
     ]
     if todo:
         engine = ENGINES[cfg.engine.name](model, cfg.engine, tokenizer)
-        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.fields[rate]}")]
+        columns = [
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[rate]}"),
+        ]
         start, tokens, made = time.monotonic(), 0, 0
         with Grader(cfg.grade.workers, cfg.grade.timeout) as grader, Progress(*columns, console=console) as bar:
-            task = bar.add_task(escape(visible(f"{label} {cfg.model}")), total=len(todo) + len(store), completed=len(store), rate="")
+            task = bar.add_task(
+                escape(visible(f"{label} {cfg.model}")), total=len(todo) + len(store), completed=len(store), rate=""
+            )
 
             def keep(batch: list[Generation]) -> None:
                 nonlocal tokens, made
@@ -183,14 +230,21 @@ def generate(
                 made += len(batch)
                 tokens += sum(g.completion_tokens for g in batch)
                 elapsed = max(time.monotonic() - start, 1e-9)
-                bar.update(task, advance=len(batch), rate=f"{made / elapsed:.2f} samples/s, {tokens / elapsed:.1f} tok/s")
+                bar.update(
+                    task, advance=len(batch), rate=f"{made / elapsed:.2f} samples/s, {tokens / elapsed:.1f} tok/s"
+                )
 
             try:
                 step = chunk or len(todo)
                 for first in range(0, len(todo), step):
                     if should_stop and should_stop():
                         break
-                    engine.generate(todo[first : first + step], cfg.sampling, progress=keep, budget=cfg.budget if cfg.budget.active else None)
+                    engine.generate(
+                        todo[first : first + step],
+                        cfg.sampling,
+                        progress=keep,
+                        budget=cfg.budget if cfg.budget.active else None,
+                    )
             finally:
                 engine.close()
     store.close()
@@ -201,9 +255,15 @@ def write_scores(cfg: EvalConfig, out: Path, by_benchmark: dict[str, list[Proble
     results = {}
     for name, ps in by_benchmark.items():
         mine = [g for g in samples if g.benchmark == name]
-        results[name] = score(mine, cfg.n, expected=[p.id for p in ps], seed=cfg.sampling.seed).model_dump(mode="json", by_alias=True)
-    scores = {"benchmarks": results, "memorisation": memorisation_gaps(results, samples, cfg.n, cfg.sampling.seed),
-              "config": cfg.model_dump(mode="json"), "versions": versions()}
+        results[name] = score(mine, cfg.n, expected=[p.id for p in ps], seed=cfg.sampling.seed).model_dump(
+            mode="json", by_alias=True
+        )
+    scores = {
+        "benchmarks": results,
+        "memorisation": memorisation_gaps(results, samples, cfg.n, cfg.sampling.seed),
+        "config": cfg.model_dump(mode="json"),
+        "versions": versions(),
+    }
     write_json(out / SCORES_FILE, scores)
     return json.loads((out / SCORES_FILE).read_text(encoding="utf-8"))  # as written: secrets removed
 
@@ -222,8 +282,17 @@ def memorisation_gaps(results: dict, samples: list[Generation], n: int, seed: in
             continue
         gap, ci = difference_ci(
             per_problem_accuracy([g for g in samples if g.benchmark == static], n),
-            per_problem_accuracy([g for g in samples if g.benchmark == fresh], n), seed=seed,
+            per_problem_accuracy([g for g in samples if g.benchmark == fresh], n),
+            seed=seed,
         )
-        gaps.append({"static": static, "fresh": fresh, "static_accuracy": results[static]["accuracy"],
-                     "fresh_accuracy": results[fresh]["accuracy"], "gap": gap, "gap_ci95": ci})
+        gaps.append(
+            {
+                "static": static,
+                "fresh": fresh,
+                "static_accuracy": results[static]["accuracy"],
+                "fresh_accuracy": results[fresh]["accuracy"],
+                "gap": gap,
+                "gap_ci95": ci,
+            }
+        )
     return gaps

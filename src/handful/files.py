@@ -136,8 +136,7 @@ def write_whole(path: str | Path, pieces: Iterable[bytes]) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            for piece in pieces:
-                f.write(piece)
+            f.writelines(pieces)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -165,7 +164,9 @@ def read_json(path: str | Path, what: str = "file", expect: type = dict):
             f"{path}: the {what} is damaged ({e}); restore it, or move the directory away and start again"
         ) from None
     if not isinstance(data, expect):
-        raise HandfulError(f"{path}: the {what} is damaged (not a JSON {'object' if expect is dict else expect.__name__})")
+        raise HandfulError(
+            f"{path}: the {what} is damaged (not a JSON {'object' if expect is dict else expect.__name__})"
+        )
     return data
 
 

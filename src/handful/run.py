@@ -47,15 +47,24 @@ STATE, SEEDS = "stages.json", "seeds.json"
 
 class TrainStage(Config):
     kind: Literal["sft", "grpo"] = "sft"
-    preset: str | None = Field(default=None, description="a shipped training preset (sft-cpu-small, ...) or a YAML file")
-    settings: dict[str, Any] = Field(default_factory=dict, description="settings over the preset, e.g. {epochs: 2, lora: {enabled: true}}")
-    accelerate: str | None = Field(default=None, description="launch through accelerate with this config (ddp, ddp-cpu, fsdp, deepspeed-zero3, or a file)")
+    preset: str | None = Field(
+        default=None, description="a shipped training preset (sft-cpu-small, ...) or a YAML file"
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="settings over the preset, e.g. {epochs: 2, lora: {enabled: true}}"
+    )
+    accelerate: str | None = Field(
+        default=None,
+        description="launch through accelerate with this config (ddp, ddp-cpu, fsdp, deepspeed-zero3, or a file)",
+    )
 
 
 class EvalStage(Config):
     purpose: str = Field(description="why these benchmarks: shown in the report, asked by the transparency checklist")
     models: list[str] = Field(default_factory=lambda: ["@base", "@train"], min_length=1)
-    runs: dict[str, EvalConfig] = Field(min_length=1, description="name: eval settings; each runs once per model (its `model` is replaced)")
+    runs: dict[str, EvalConfig] = Field(
+        min_length=1, description="name: eval settings; each runs once per model (its `model` is replaced)"
+    )
 
     @field_validator("runs")
     @classmethod
@@ -79,7 +88,9 @@ class RunRecipe(Config):
     train: TrainStage | None = None
     eval: EvalStage | None = None
     scale: ScaleStage | None = None
-    release: dict[str, str] = Field(default_factory=dict, description="where the run's data, traces, model, code and write-up are published (URLs)")
+    release: dict[str, str] = Field(
+        default_factory=dict, description="where the run's data, traces, model, code and write-up are published (URLs)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -117,7 +128,9 @@ class Stage:
 
 def _label(model: str) -> str:
     """A model's folder name: its role, or its name with anything but letters, digits, '-', '_' and '.' made '-'."""
-    label = {"@base": "base", "@train": "trained"}.get(model) or "".join(c if c.isalnum() or c in "-_." else "-" for c in model).strip("-.")
+    label = {"@base": "base", "@train": "trained"}.get(model) or "".join(
+        c if c.isalnum() or c in "-_." else "-" for c in model
+    ).strip("-.")
     return safe_name("model label", label or "model")
 
 
@@ -159,18 +172,33 @@ def plan(recipe: RunRecipe, seeds: dict[str, str] | None = None) -> list[Stage]:
     if recipe.eval:
         for run_name, cfg in recipe.eval.runs.items():
             for model in recipe.eval.models:
-                seeded = cfg.model_copy(update={"model": model, "benchmarks": [seeds.get(b, b) for b in cfg.benchmarks]})
-                stages.append(Stage(f"eval/{run_name}/{_label(model)}", "eval", seeded, ["train"] if model == "@train" else []))
+                seeded = cfg.model_copy(
+                    update={"model": model, "benchmarks": [seeds.get(b, b) for b in cfg.benchmarks]}
+                )
+                stages.append(
+                    Stage(f"eval/{run_name}/{_label(model)}", "eval", seeded, ["train"] if model == "@train" else [])
+                )
     if recipe.scale:
         for model in recipe.scale.models:
             sweep = recipe.scale.sweep
-            evaluation = sweep.eval.model_copy(update={"model": model, "benchmarks": [seeds.get(b, b) for b in sweep.eval.benchmarks]})
-            stages.append(Stage(f"scale/{_label(model)}", "scale", sweep.model_copy(update={"eval": evaluation}), ["train"] if model == "@train" else []))
+            evaluation = sweep.eval.model_copy(
+                update={"model": model, "benchmarks": [seeds.get(b, b) for b in sweep.eval.benchmarks]}
+            )
+            stages.append(
+                Stage(
+                    f"scale/{_label(model)}",
+                    "scale",
+                    sweep.model_copy(update={"eval": evaluation}),
+                    ["train"] if model == "@train" else [],
+                )
+            )
     names = {s.name for s in stages}
     for s in stages:
         missing = [n for n in s.needs if n not in names]
         if missing:
-            raise ConfigError(f"recipe {recipe.name}: stage {s.name} reads from {', '.join(missing)}, which the recipe does not run")
+            raise ConfigError(
+                f"recipe {recipe.name}: stage {s.name} reads from {', '.join(missing)}, which the recipe does not run"
+            )
     return stages
 
 
@@ -211,7 +239,11 @@ def trained_model(out: Path, recipe: RunRecipe) -> Path:
 
 
 def placeholders(recipe: RunRecipe, out: Path) -> dict[str, str]:
-    found = {"@base": recipe.model, "@curate": str(out / "curate" / "selected.jsonl"), "@distill": str(out / "distill" / "sft.jsonl")}
+    found = {
+        "@base": recipe.model,
+        "@curate": str(out / "curate" / "selected.jsonl"),
+        "@distill": str(out / "distill" / "sft.jsonl"),
+    }
     if recipe.train:
         found["@train"] = str(trained_model(out, recipe))
     return found
@@ -244,7 +276,14 @@ def config_path(out: Path, stage: Stage) -> Path:
 
 def command(out: Path, stage: Stage, recipe: RunRecipe) -> list[str]:
     """The standalone command that does what this stage does."""
-    verb = {"curate": ["curate"], "distill": ["distill"], "sft": ["train", "sft"], "grpo": ["train", "grpo"], "eval": ["eval"], "scale": ["scale"]}[stage.kind]
+    verb = {
+        "curate": ["curate"],
+        "distill": ["distill"],
+        "sft": ["train", "sft"],
+        "grpo": ["train", "grpo"],
+        "eval": ["eval"],
+        "scale": ["scale"],
+    }[stage.kind]
     argv = [*verb, "--config", str(config_path(out, stage)), "--out", str(folder_of(out, stage))]
     if stage.name == "train" and recipe.train.accelerate:
         from handful.training import launch
@@ -254,6 +293,7 @@ def command(out: Path, stage: Stage, recipe: RunRecipe) -> list[str]:
 
 
 # ---- running ---------------------------------------------------------------------------
+
 
 def load_state(out: Path) -> dict:
     path = out / STATE
@@ -268,7 +308,12 @@ def _execute(stage: Stage, cfg: Any, folder: Path, recipe: RunRecipe, out: Path,
     if stage.kind == "curate":
         from handful.curation import curate
 
-        curate(cfg, folder, console=console, on_stage=lambda name, before, after: console and console.print(f"  {name}: {before} -> {after}"))
+        curate(
+            cfg,
+            folder,
+            console=console,
+            on_stage=lambda name, before, after: console and console.print(f"  {name}: {before} -> {after}"),
+        )
         return {}
     if stage.kind == "distill":
         from handful.distill import distill
@@ -278,14 +323,20 @@ def _execute(stage: Stage, cfg: Any, folder: Path, recipe: RunRecipe, out: Path,
             raise ConfigError(f"distill stopped: {summary['stopped']}")
         return {}
     if stage.kind in ("sft", "grpo"):
-        resume = any((folder / "checkpoints").glob("checkpoint-*")) or any(folder.glob("stage-*/checkpoints/checkpoint-*"))
+        resume = any((folder / "checkpoints").glob("checkpoint-*")) or any(
+            folder.glob("stage-*/checkpoints/checkpoint-*")
+        )
         if recipe.train.accelerate:
             from handful.training import launch
 
             argv = [a for a in command(out, stage, recipe) if a != "handful"]
-            code = launch.relaunch(recipe.train.accelerate, argv[argv.index("train"):] + (["--resume"] if resume else []))
+            code = launch.relaunch(
+                recipe.train.accelerate, argv[argv.index("train") :] + (["--resume"] if resume else [])
+            )
             if code:
-                raise ConfigError(f"training under {recipe.train.accelerate} exited with {code}; rerun to resume from its checkpoints")
+                raise ConfigError(
+                    f"training under {recipe.train.accelerate} exited with {code}; rerun to resume from its checkpoints"
+                )
             return {}
         if stage.kind == "sft":
             from handful.training.sft import train_sft
@@ -312,11 +363,17 @@ def _peak_rss_mb() -> float:
     return round(max(own, children) / 1024, 1)  # Linux reports KiB
 
 
-def run_recipe(recipe: RunRecipe, recipe_text: str, out: str | Path, *, console=None,
-               on_stage: Callable[[Stage, str], None] | None = None) -> dict:
+def run_recipe(
+    recipe: RunRecipe,
+    recipe_text: str,
+    out: str | Path,
+    *,
+    console=None,
+    on_stage: Callable[[Stage, str], None] | None = None,
+) -> dict:
     """Every stage the recipe names, then the manifest, the transparency score and the report."""
-    with RunDirectory(out) as out:
-        return _run_recipe(recipe, recipe_text, out, console, on_stage)
+    with RunDirectory(out) as folder:
+        return _run_recipe(recipe, recipe_text, folder, console, on_stage)
 
 
 def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, console, on_stage) -> dict:
@@ -353,8 +410,14 @@ def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, console, on_stag
         cfg = settings[stage.name]
         write_text(config_path(out, stage), yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         resumed = bool(record and record["key"] == key)
-        state["stages"][stage.name] = {"key": key, "status": "started", "started": time.time(), "command": command(out, stage, recipe),
-                                       "resumed": resumed, "previous_seconds": (record or {}).get("seconds_spent", 0.0) if resumed else 0.0}
+        state["stages"][stage.name] = {
+            "key": key,
+            "status": "started",
+            "started": time.time(),
+            "command": command(out, stage, recipe),
+            "resumed": resumed,
+            "previous_seconds": (record or {}).get("seconds_spent", 0.0) if resumed else 0.0,
+        }
         save_state(out, state)
         if on_stage:
             on_stage(stage, "resuming" if resumed else "running")
@@ -381,16 +444,25 @@ def write_reproduce(out: Path, recipe: RunRecipe, state: dict, stages: list[Stag
     from handful.manifest import source_revision
 
     src = source_revision()
-    install = (f"git clone <handful's repository> handful && git -C handful checkout {src['git_commit']} && pip install -e './handful[hf,train]'"
-               if src.get("git_commit") else f"pip install 'handful[hf,train]=={src['handful']}'")
+    install = (
+        f"git clone <handful's repository> handful && git -C handful checkout {src['git_commit']} && pip install -e './handful[hf,train]'"
+        if src.get("git_commit")
+        else f"pip install 'handful[hf,train]=={src['handful']}'"
+    )
     lines = [
-        f"# Reproducing {recipe.name}", "",
-        "1. Install the same handful (package versions: `manifest.json` -> `packages`; torch for your machine):", "",
-        f"       {install}", "",
+        f"# Reproducing {recipe.name}",
+        "",
+        "1. Install the same handful (package versions: `manifest.json` -> `packages`; torch for your machine):",
+        "",
+        f"       {install}",
+        "",
         "2. Rerun every stage. `seeds.json` holds the seeds drawn for the fresh benchmarks: copy it into the new",
-        "   directory first to evaluate on the very same problems, or leave it out to draw new ones.", "",
-        "       mkdir -p NEW && cp seeds.json NEW/ 2>/dev/null; handful run recipe.yaml --out NEW", "",
-        "3. Or stage by stage, with the settings each stage used (`configs/`):", "",
+        "   directory first to evaluate on the very same problems, or leave it out to draw new ones.",
+        "",
+        "       mkdir -p NEW && cp seeds.json NEW/ 2>/dev/null; handful run recipe.yaml --out NEW",
+        "",
+        "3. Or stage by stage, with the settings each stage used (`configs/`):",
+        "",
     ]
     lines += [f"       {' '.join(state['stages'][s.name]['command'])}" for s in stages if s.name in state["stages"]]
     lines += ["", "4. Check the run: `handful transparency NEW` and `handful report NEW` (report.html).", ""]
@@ -405,7 +477,12 @@ def describe(recipe: RunRecipe, out: str | Path) -> list[dict]:
     values = placeholders(recipe, out)
     stage_keys = keys(stages)
     return [
-        {"stage": s.name, "key": stage_keys[s.name][:12], "reads": s.needs, "config": resolved(s.config, values).model_dump(mode="json"),
-         "command": command(out, s, recipe)}
+        {
+            "stage": s.name,
+            "key": stage_keys[s.name][:12],
+            "reads": s.needs,
+            "config": resolved(s.config, values).model_dump(mode="json"),
+            "command": command(out, s, recipe),
+        }
         for s in stages
     ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-
 from typing import Annotated
 
 from pydantic import Field, model_validator
@@ -32,7 +31,9 @@ class ScaleConfig(Config):
     max_thinking: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 128, 256, 512], min_length=1)
     min_thinking: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     waits: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
-    votes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1, description="maj@k for these k; n = the largest")
+    votes: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1], min_length=1, description="maj@k for these k; n = the largest"
+    )
 
     @model_validator(mode="after")
     def _sampled_when_voting(self):
@@ -45,7 +46,12 @@ def points(cfg: ScaleConfig) -> list[tuple[str, dict]]:
     chosen = []
     for top, low, waits in itertools.product(cfg.max_thinking, cfg.min_thinking, cfg.waits):
         if low <= top:
-            chosen.append((f"max{top}_min{low}_waits{waits}", {"max_thinking_tokens": top, "min_thinking_tokens": low, "max_waits": waits}))
+            chosen.append(
+                (
+                    f"max{top}_min{low}_waits{waits}",
+                    {"max_thinking_tokens": top, "min_thinking_tokens": low, "max_waits": waits},
+                )
+            )
     if not chosen:
         raise ConfigError("no point of the sweep has min_thinking <= max_thinking")
     return chosen
@@ -55,14 +61,15 @@ def slope(curve: list[dict]) -> float | None:
     ordered = sorted((p for p in curve if p["avg_thinking_tokens"] > 0), key=lambda p: p["avg_thinking_tokens"])
     steps = [
         (b["accuracy"] - a["accuracy"]) / math.log2(b["avg_thinking_tokens"] / a["avg_thinking_tokens"])
-        for a, b in zip(ordered, ordered[1:]) if b["avg_thinking_tokens"] > a["avg_thinking_tokens"]
+        for a, b in itertools.pairwise(ordered)
+        if b["avg_thinking_tokens"] > a["avg_thinking_tokens"]
     ]
     return sum(steps) / len(steps) if steps else None
 
 
 def scale(cfg: ScaleConfig, out: str | Path, console=None) -> dict:
-    with RunDirectory(out) as out:
-        return _scale(cfg, out, console)
+    with RunDirectory(out) as folder:
+        return _scale(cfg, folder, console)
 
 
 def _scale(cfg: ScaleConfig, out: Path, console) -> dict:
@@ -76,17 +83,30 @@ def _scale(cfg: ScaleConfig, out: Path, console) -> dict:
         samples = read_jsonl(out / "points" / name / SAMPLES_FILE, Generation)
         for bench, s in scores["benchmarks"].items():
             mine = [g for g in samples if g.benchmark == bench]
-            inside = sum(budget["min_thinking_tokens"] <= g.thinking_tokens <= budget["max_thinking_tokens"] for g in mine)
-            curve.append({
-                "point": name, "benchmark": bench, **budget, "avg_thinking_tokens": s["avg_thinking_tokens"],
-                "accuracy": s["accuracy"], "ci95": s["ci95"], "maj@k": {k: s["maj@k"][k] for k in map(str, cfg.votes) if k in s["maj@k"]},
-                "control": inside / len(mine), "avg_waits": sum(g.waits for g in mine) / len(mine),
-                "forced_cut_share": sum(g.forced_cut for g in mine) / len(mine),
-            })
+            inside = sum(
+                budget["min_thinking_tokens"] <= g.thinking_tokens <= budget["max_thinking_tokens"] for g in mine
+            )
+            curve.append(
+                {
+                    "point": name,
+                    "benchmark": bench,
+                    **budget,
+                    "avg_thinking_tokens": s["avg_thinking_tokens"],
+                    "accuracy": s["accuracy"],
+                    "ci95": s["ci95"],
+                    "maj@k": {k: s["maj@k"][k] for k in map(str, cfg.votes) if k in s["maj@k"]},
+                    "control": inside / len(mine),
+                    "avg_waits": sum(g.waits for g in mine) / len(mine),
+                    "forced_cut_share": sum(g.forced_cut for g in mine) / len(mine),
+                }
+            )
     benchmarks = sorted({p["benchmark"] for p in curve})
     summary = {
-        b: {"control": sum(p["control"] for p in curve if p["benchmark"] == b) / sum(p["benchmark"] == b for p in curve),
-            "scaling_slope": slope([p for p in curve if p["benchmark"] == b])}
+        b: {
+            "control": sum(p["control"] for p in curve if p["benchmark"] == b)
+            / sum(p["benchmark"] == b for p in curve),
+            "scaling_slope": slope([p for p in curve if p["benchmark"] == b]),
+        }
         for b in benchmarks
     }
     result = {"points": curve, "summary": summary, "config": cfg.model_dump(mode="json")}

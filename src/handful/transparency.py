@@ -17,8 +17,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from handful.manifest import MANIFEST
 from handful.files import read_json, write_json
+from handful.manifest import MANIFEST
 
 CHECKLIST = Path(__file__).resolve().parent / "data" / "transparency" / "checklist.json"
 OUTPUT = "transparency.json"
@@ -44,7 +44,11 @@ class Evidence:
         self.settings = self.manifest["recipe"]["settings"]
 
     def done(self, prefix: str) -> list[dict]:
-        return [s for name, s in self.stages.items() if (name == prefix or name.startswith(prefix + "/")) and s.get("status") == "done"]
+        return [
+            s
+            for name, s in self.stages.items()
+            if (name == prefix or name.startswith(prefix + "/")) and s.get("status") == "done"
+        ]
 
     def has(self, kind: str) -> bool:
         return any(s["kind"] == kind for s in self.stages.values())
@@ -83,28 +87,42 @@ def data_sources(ev: Evidence) -> tuple[str, str]:
     bare = [name for name, e in entries.items() if not e.get("source") or not e.get("license")]
     if bare:
         return MISSING, f"no source or license for {', '.join(bare)}"
-    return MET, f"{len(data['pools'])} pools and {len(data['benchmarks'])} benchmarks, each with source and license (manifest.data)"
+    return (
+        MET,
+        f"{len(data['pools'])} pools and {len(data['benchmarks'])} benchmarks, each with source and license (manifest.data)",
+    )
 
 
 def data_characteristics(ev: Evidence) -> tuple[str, str]:
     if not (ev.has("curate") or ev.has("distill")):
         return NOT_APPLICABLE, "the run prepares no training data"
     found = [rel for rel in ("curate/funnel.json", "curate/selected.jsonl", "distill/stats.json") if ev.file(rel)]
-    wanted = (["curate/funnel.json", "curate/selected.jsonl"] if ev.has("curate") else []) + (["distill/stats.json"] if ev.has("distill") else [])
+    wanted = (["curate/funnel.json", "curate/selected.jsonl"] if ev.has("curate") else []) + (
+        ["distill/stats.json"] if ev.has("distill") else []
+    )
     missing = [w for w in wanted if w not in found]
     if missing:
         return MISSING, f"not written yet: {', '.join(missing)}"
-    return MET, "counts after every curation stage (funnel.json), each selected problem with its domain and difficulty evidence, trace length and correctness statistics (stats.json); records are typed JSONL"
+    return (
+        MET,
+        "counts after every curation stage (funnel.json), each selected problem with its domain and difficulty evidence, trace length and correctness statistics (stats.json); records are typed JSONL",
+    )
 
 
 def data_selection(ev: Evidence) -> tuple[str, str]:
     if not ev.has("curate"):
         if ev.trains:
-            return MISSING, "the training problems were not selected by this run; add a curate stage or document their selection"
+            return (
+                MISSING,
+                "the training problems were not selected by this run; add a curate stage or document their selection",
+            )
         return NOT_APPLICABLE, "the run selects no data"
     if not (ev.file("curate/removed.jsonl") and ev.stages["curate"].get("config")):
         return MISSING, "the curate stage has not finished"
-    return MET, "every curation stage's settings (configs/curate.yaml) and every removed problem with its stage, reason and evidence (curate/removed.jsonl)"
+    return (
+        MET,
+        "every curation stage's settings (configs/curate.yaml) and every removed problem with its stage, reason and evidence (curate/removed.jsonl)",
+    )
 
 
 def synthetic_data(ev: Evidence) -> tuple[str, str]:
@@ -115,51 +133,90 @@ def synthetic_data(ev: Evidence) -> tuple[str, str]:
         return MISSING, "the distill stage has not finished"
     teacher = cfg["teacher"]
     prompts = [rel for rel in ev.manifest["files"] if rel.startswith("prompts/")]
-    how = "exact step-by-step traces written by handful's procedural generators" if teacher["engine"]["name"] == "program" else f"teacher {teacher['model']}"
-    return MET, (f"{how}; sampling {teacher['sampling']}; rejection sampling keep={cfg['keep']}, select={cfg['select']}; every trace graded in "
-                 f"distill/traces.jsonl; prompts and chat templates stored ({', '.join(prompts) or 'none'})")
+    how = (
+        "exact step-by-step traces written by handful's procedural generators"
+        if teacher["engine"]["name"] == "program"
+        else f"teacher {teacher['model']}"
+    )
+    return MET, (
+        f"{how}; sampling {teacher['sampling']}; rejection sampling keep={cfg['keep']}, select={cfg['select']}; every trace graded in "
+        f"distill/traces.jsonl; prompts and chat templates stored ({', '.join(prompts) or 'none'})"
+    )
 
 
 def base_model(ev: Evidence) -> tuple[str, str]:
     base = ev.manifest["models"].get("base", {})
     if not base.get("architecture") or not base.get("parameters"):
-        return MISSING, f"architecture and size of {base.get('name', 'the base model')} are not recorded (weights not on this machine)"
+        return (
+            MISSING,
+            f"architecture and size of {base.get('name', 'the base model')} are not recorded (weights not on this machine)",
+        )
     arch = base["architecture"]
-    return MET, (f"{base['name']}: {arch.get('model_type')}, {arch.get('num_hidden_layers')} layers, hidden {arch.get('hidden_size')}, "
-                 f"{base['parameters']:,} parameters, weights sha256 in manifest.models.base")
+    return MET, (
+        f"{base['name']}: {arch.get('model_type')}, {arch.get('num_hidden_layers')} layers, hidden {arch.get('hidden_size')}, "
+        f"{base['parameters']:,} parameters, weights sha256 in manifest.models.base"
+    )
 
 
 def inference(ev: Evidence) -> list[tuple[str, dict]]:
     """(stage name, eval settings) of every finished eval and scale stage."""
-    return [(s["name"], s["config"]["eval"] if s["kind"] == "scale" else s["config"]) for s in ev.done("eval") + ev.done("scale")]
+    return [
+        (s["name"], s["config"]["eval"] if s["kind"] == "scale" else s["config"])
+        for s in ev.done("eval") + ev.done("scale")
+    ]
 
 
 def search(ev: Evidence) -> tuple[str, str]:
     if not inference(ev):
         return NOT_APPLICABLE, "the run does no inference"
-    described = [f"{name}: n={cfg['n']}, temperature {cfg['sampling']['temperature']}, budget forcing {({k: v for k, v in cfg['budget'].items() if v}) or 'off'}"
-                 for name, cfg in inference(ev)]
-    return MET, "no tree search; test-time compute is decoding, budget forcing and majority voting, each run's settings recorded: " + "; ".join(described)
+    described = [
+        f"{name}: n={cfg['n']}, temperature {cfg['sampling']['temperature']}, budget forcing {({k: v for k, v in cfg['budget'].items() if v}) or 'off'}"
+        for name, cfg in inference(ev)
+    ]
+    return (
+        MET,
+        "no tree search; test-time compute is decoding, budget forcing and majority voting, each run's settings recorded: "
+        + "; ".join(described),
+    )
 
 
 def rl(ev: Evidence) -> tuple[str, str]:
     if not ev.has("grpo"):
         return NOT_APPLICABLE, "the run has no RL stage"
     cfg = ev.stages["train"].get("config") or {}
-    knobs = ("beta", "loss_type", "epsilon", "num_generations", "temperature", "rewards", "max_completion_length", "scale_rewards")
+    knobs = (
+        "beta",
+        "loss_type",
+        "epsilon",
+        "num_generations",
+        "temperature",
+        "rewards",
+        "max_completion_length",
+        "scale_rewards",
+    )
     absent = [k for k in knobs if k not in cfg]
     if absent:
         return MISSING, f"GRPO settings not recorded: {', '.join(absent)}"
-    return MET, "GRPO through TRL with every knob explicit (" + ", ".join(f"{k}={cfg[k]}" for k in knobs) + "); rewards from the shared grader"
+    return MET, "GRPO through TRL with every knob explicit (" + ", ".join(
+        f"{k}={cfg[k]}" for k in knobs
+    ) + "); rewards from the shared grader"
 
 
 def long_thought_workflow(ev: Evidence) -> tuple[str, str]:
     if not ev.trains:
         return NOT_APPLICABLE, "the run trains nothing"
-    missing = [name for name in ("curate", "distill") if name not in ev.stages and not (name == "distill" and ev.has("grpo"))]
+    missing = [
+        name for name in ("curate", "distill") if name not in ev.stages and not (name == "distill" and ev.has("grpo"))
+    ]
     if missing:
-        return MISSING, f"the training data did not come through this run's {' and '.join(missing)} stage: its workflow is not recorded"
-    return MET, "pool -> curation stages (funnel, removals) -> teacher traces with rejection sampling -> fine-tuning set, each stage's settings and outputs recorded"
+        return (
+            MISSING,
+            f"the training data did not come through this run's {' and '.join(missing)} stage: its workflow is not recorded",
+        )
+    return (
+        MET,
+        "pool -> curation stages (funnel, removals) -> teacher traces with rejection sampling -> fine-tuning set, each stage's settings and outputs recorded",
+    )
 
 
 def pipeline(ev: Evidence) -> tuple[str, str]:
@@ -175,8 +232,10 @@ def compute(ev: Evidence) -> tuple[str, str]:
     if untimed or not m.get("logical_cpus"):
         return MISSING, f"no timing for {', '.join(untimed)}" if untimed else "machine not recorded"
     spent = sum(s.get("seconds_spent", 0) for s in ev.manifest["stages"])
-    return MET, (f"{m.get('cpu', m['processor'])}, {m['logical_cpus']} CPUs, {m.get('memory_gib')} GiB, GPUs: {m.get('gpus') or 'none'}; "
-                 f"{spent / 60:.1f} min over all stages, time and peak memory per stage")
+    return MET, (
+        f"{m.get('cpu', m['processor'])}, {m['logical_cpus']} CPUs, {m.get('memory_gib')} GiB, GPUs: {m.get('gpus') or 'none'}; "
+        f"{spent / 60:.1f} min over all stages, time and peak memory per stage"
+    )
 
 
 def hyperparameters(ev: Evidence) -> tuple[str, str]:
@@ -185,7 +244,17 @@ def hyperparameters(ev: Evidence) -> tuple[str, str]:
     cfg = ev.stages["train"].get("config")
     if not cfg:
         return MISSING, "the train stage has not started"
-    shown = ("lr", "scheduler", "warmup", "weight_decay", "adam_betas", "batch_size", "grad_accum", "epochs", "max_steps")
+    shown = (
+        "lr",
+        "scheduler",
+        "warmup",
+        "weight_decay",
+        "adam_betas",
+        "batch_size",
+        "grad_accum",
+        "epochs",
+        "max_steps",
+    )
     return MET, "configs/train.yaml: " + ", ".join(f"{k}={cfg.get(k)}" for k in shown) + " (and every other setting)"
 
 
@@ -206,8 +275,13 @@ def ablations(ev: Evidence) -> tuple[str, str]:
         return NOT_APPLICABLE, "the run evaluates nothing"
     found = comparisons(ev)
     if not found:
-        return MISSING, "one configuration only: evaluate @base beside @train, or a second eval run (e.g. without budget forcing)"
-    return MET, "each compared on the same problems, the difference with a 95 % interval in the report: " + "; ".join(found)
+        return (
+            MISSING,
+            "one configuration only: evaluate @base beside @train, or a second eval run (e.g. without budget forcing)",
+        )
+    return MET, "each compared on the same problems, the difference with a 95 % interval in the report: " + "; ".join(
+        found
+    )
 
 
 def benchmark_choice(ev: Evidence) -> tuple[str, str]:
@@ -238,7 +312,13 @@ def metrics_defined(ev: Evidence) -> tuple[str, str]:
     if not ev.evaluates:
         return NOT_APPLICABLE, "the run evaluates nothing"
     defined = ev.manifest["evaluation"]["metrics"]
-    used = {k for scores in _scores(ev) for b in scores["benchmarks"].values() for k in b if k not in ("n_problems", "n_samples", "maj@k_ci95")}
+    used = {
+        k
+        for scores in _scores(ev)
+        for b in scores["benchmarks"].values()
+        for k in b
+        if k not in ("n_problems", "n_samples", "maj@k_ci95")
+    }
     undefined = sorted(used - set(defined))
     if undefined:
         return MISSING, f"reported but not defined: {', '.join(undefined)}"
@@ -247,7 +327,11 @@ def metrics_defined(ev: Evidence) -> tuple[str, str]:
 
 def custom_metrics(ev: Evidence) -> tuple[str, str]:
     defined = ev.manifest["evaluation"]["metrics"]
-    used = ["transparency"] + (["difference"] if comparisons(ev) else []) + (["control", "scaling_slope"] if ev.has("scale") else [])
+    used = (
+        ["transparency"]
+        + (["difference"] if comparisons(ev) else [])
+        + (["control", "scaling_slope"] if ev.has("scale") else [])
+    )
     used += ["memorisation_gap"] if any(scores.get("memorisation") for scores in _scores(ev)) else []
     bare = [m for m in used if not defined.get(m, {}).get("why")]
     if bare:
@@ -265,32 +349,49 @@ def _eval_groups(ev: Evidence) -> dict[str, list[dict]]:
 def consistent(ev: Evidence) -> tuple[str, str]:
     groups = {run: stages for run, stages in _eval_groups(ev).items() if len(stages) > 1}
     if not groups:
-        return (NOT_APPLICABLE, "no baseline is compared") if ev.evaluates else (NOT_APPLICABLE, "the run evaluates nothing")
+        return (
+            (NOT_APPLICABLE, "no baseline is compared")
+            if ev.evaluates
+            else (NOT_APPLICABLE, "the run evaluates nothing")
+        )
     from handful.records import Generation, read_jsonl
 
     for run, stages in groups.items():
         settings = [{k: v for k, v in s["config"].items() if k != "model"} for s in stages]
         if any(x != settings[0] for x in settings[1:]):
             return MISSING, f"eval run {run}: its models were evaluated with different settings"
-        problem_sets = [{(g.benchmark, g.problem_id) for g in read_jsonl(ev.out / s["name"] / "samples.jsonl", Generation)} for s in stages]
+        problem_sets = [
+            {(g.benchmark, g.problem_id) for g in read_jsonl(ev.out / s["name"] / "samples.jsonl", Generation)}
+            for s in stages
+        ]
         if any(x != problem_sets[0] for x in problem_sets[1:]):
             return MISSING, f"eval run {run}: its models saw different problems"
-    return MET, "within each eval run every model saw the same problems (checked sample by sample) with the same sampling, budget, grader and metrics: " + ", ".join(groups)
+    return (
+        MET,
+        "within each eval run every model saw the same problems (checked sample by sample) with the same sampling, budget, grader and metrics: "
+        + ", ".join(groups),
+    )
 
 
 def conditions(ev: Evidence) -> tuple[str, str]:
     if not inference(ev):
         return NOT_APPLICABLE, "the run evaluates nothing"
-    return MET, "; ".join(f"{name}: temperature {cfg['sampling']['temperature']}, top_p {cfg['sampling']['top_p']}, max_tokens "
-                          f"{cfg['sampling']['max_tokens']}, seed {cfg['sampling']['seed']}, n {cfg['n']}" for name, cfg in inference(ev))
+    return MET, "; ".join(
+        f"{name}: temperature {cfg['sampling']['temperature']}, top_p {cfg['sampling']['top_p']}, max_tokens "
+        f"{cfg['sampling']['max_tokens']}, seed {cfg['sampling']['seed']}, n {cfg['n']}"
+        for name, cfg in inference(ev)
+    )
 
 
 def post_training_data(ev: Evidence) -> tuple[str, str]:
     if not ev.trains:
         return NOT_APPLICABLE, "the run trains nothing"
     if ev.has("grpo"):
-        return _file_evidence(ev, "curate/selected.jsonl", "the RL problems", "data") if ev.has("curate") else (
-            MISSING, "the RL problems are not in the run directory")
+        return (
+            _file_evidence(ev, "curate/selected.jsonl", "the RL problems", "data")
+            if ev.has("curate")
+            else (MISSING, "the RL problems are not in the run directory")
+        )
     return _file_evidence(ev, "distill/sft.jsonl", "the fine-tuning set", "data")
 
 
@@ -312,7 +413,10 @@ def weights(ev: Evidence) -> tuple[str, str]:
 def _code(ev: Evidence, kinds: tuple[str, ...], what: str) -> tuple[str, str]:
     src = ev.manifest["handful"]
     if src.get("git_dirty"):
-        return MISSING, f"handful's source had uncommitted changes when the run was made: the {what} code that ran is not a published revision"
+        return (
+            MISSING,
+            f"handful's source had uncommitted changes when the run was made: the {what} code that ran is not a published revision",
+        )
     commands = [" ".join(s["command"]) for s in ev.manifest["stages"] if s["kind"] in kinds and s.get("command")]
     revision = f"commit {src['git_commit'][:12]}" if src.get("git_commit") else "the released package"
     return MET, f"handful {src['handful']} ({revision}, Apache-2.0); commands: " + (" | ".join(commands) or "none")
@@ -331,22 +435,47 @@ def evaluation_code(ev: Evidence) -> tuple[str, str]:
 
 
 def guidance(ev: Evidence) -> tuple[str, str]:
-    return _file_evidence(ev, "REPRODUCE.md", "step-by-step commands to install the same versions and rerun every stage", "code")
+    return _file_evidence(
+        ev, "REPRODUCE.md", "step-by-step commands to install the same versions and rerun every stage", "code"
+    )
 
 
 def write_up(ev: Evidence) -> tuple[str, str]:
     if not (ev.out / "report.html").exists():
         return MISSING, "no report.html yet (handful report DIR)"
-    return MET, ("report.html: data funnel, every stage's settings, results with intervals, comparisons, the transparency score and every sample"
-                 + ev.released("paper"))
+    return MET, (
+        "report.html: data funnel, every stage's settings, results with intervals, comparisons, the transparency score and every sample"
+        + ev.released("paper")
+    )
 
 
 # One check per checklist item, in the checklist's order.
 CHECKS: list[Check] = [
-    data_sources, data_characteristics, data_selection, synthetic_data,
-    base_model, search, rl, long_thought_workflow, pipeline, compute, hyperparameters, ablations,
-    benchmark_choice, evaluation_level, metrics_defined, custom_metrics, consistent, conditions,
-    post_training_data, long_thought_data, weights, training_code, evaluation_code, guidance, write_up,
+    data_sources,
+    data_characteristics,
+    data_selection,
+    synthetic_data,
+    base_model,
+    search,
+    rl,
+    long_thought_workflow,
+    pipeline,
+    compute,
+    hyperparameters,
+    ablations,
+    benchmark_choice,
+    evaluation_level,
+    metrics_defined,
+    custom_metrics,
+    consistent,
+    conditions,
+    post_training_data,
+    long_thought_data,
+    weights,
+    training_code,
+    evaluation_code,
+    guidance,
+    write_up,
 ]
 
 
@@ -362,8 +491,14 @@ def score(out: str | Path) -> dict:
         earned = item["points"] if status in (MET, NOT_APPLICABLE) else 0
         by_dimension[item["dimension"]] += earned
         items.append({**item, "check": check.__name__, "status": status, "earned": earned, "evidence": evidence})
-    return {"total": sum(by_dimension.values()), "by_dimension": by_dimension, "maximum": spec["dimensions"],
-            "items": items, "source": spec["source"], "published_scores": spec["published_scores"]}
+    return {
+        "total": sum(by_dimension.values()),
+        "by_dimension": by_dimension,
+        "maximum": spec["dimensions"],
+        "items": items,
+        "source": spec["source"],
+        "published_scores": spec["published_scores"],
+    }
 
 
 def write(out: str | Path) -> dict:

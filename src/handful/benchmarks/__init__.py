@@ -46,7 +46,9 @@ class BenchmarkInfo(BaseModel):
     license: str
 
 
-def load_benchmark(spec: str, data: str | Path | None = None, limit: int | None = None, limit_seed: int = 0) -> list[Problem]:
+def load_benchmark(
+    spec: str, data: str | Path | None = None, limit: int | None = None, limit_seed: int = 0
+) -> list[Problem]:
     """The problems of a spec, ids checked unique. With a `limit`, a procedural benchmark draws
     only the problems that `subset` will take, so `n` can be huge."""
     return unique_ids(_load(spec, data, limit, limit_seed), f"benchmark {spec}")
@@ -56,7 +58,9 @@ def check_scheme(spec: str, kind: str = "benchmark") -> None:
     """A spec that starts like `scheme:` names one handful knows; `csv:x.jsonl` is not a file path."""
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):", spec)
     if scheme and f"{scheme.group(1)}:" not in (*FILE_SCHEMES, tasks.SCHEME) and not Path(spec).exists():
-        raise ConfigError(f"{kind} {spec!r}: unknown scheme {scheme.group(1)!r}; use jsonl:, parquet:, hf: or dyn:, or a plain path")
+        raise ConfigError(
+            f"{kind} {spec!r}: unknown scheme {scheme.group(1)!r}; use jsonl:, parquet:, hf: or dyn:, or a plain path"
+        )
 
 
 def _load(spec: str, data: str | Path | None, limit: int | None, limit_seed: int) -> list[Problem]:
@@ -78,7 +82,7 @@ def _load(spec: str, data: str | Path | None, limit: int | None, limit_seed: int
 def benchmark_name(spec: str) -> str:
     """The short name results are filed under."""
     if spec.startswith(FILE_SCHEMES):
-        scheme, target, params = userfile.parse_spec(spec)
+        _, target, params = userfile.parse_spec(spec)
         return params.get("name") or Path(target).stem
     if spec.startswith(tasks.SCHEME):
         return tasks.short_name(spec)
@@ -106,13 +110,18 @@ def list_benchmarks(data: str | Path | None = None) -> list[BenchmarkInfo]:
         infos.append(BenchmarkInfo(name=name, count=len(loader()), source=source, license=license_))
     infos.append(
         BenchmarkInfo(
-            name="gpqa_diamond", count=len(builtin.gpqa_diamond(data)) if data else None,
+            name="gpqa_diamond",
+            count=len(builtin.gpqa_diamond(data)) if data else None,
             source="user-supplied file (--data PATH); not shipped at its authors' request",
             license="CC BY 4.0 (GPQA)",
         )
     )
-    infos.append(BenchmarkInfo(
-        name="dyn:TASK", count=None, source=f"procedural, drawn fresh per seed: {', '.join(tasks.TASKS)}, probes (see `handful tasks`)",
-        license="Apache-2.0 (handful)",
-    ))
+    infos.append(
+        BenchmarkInfo(
+            name="dyn:TASK",
+            count=None,
+            source=f"procedural, drawn fresh per seed: {', '.join(tasks.TASKS)}, probes (see `handful tasks`)",
+            license="Apache-2.0 (handful)",
+        )
+    )
     return infos

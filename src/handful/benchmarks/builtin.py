@@ -10,8 +10,8 @@ import ast
 import re
 from pathlib import Path
 
-from handful.extract import last_boxed
 from handful.errors import RecordError
+from handful.extract import last_boxed
 from handful.records import Problem, read_dicts
 
 DATA = Path(__file__).parent / "data"
@@ -35,8 +35,12 @@ def _space(text: str) -> str:
 def math500() -> list[Problem]:
     return [
         Problem(
-            id=r["unique_id"], source="math500", question=r["problem"], answer=r["answer"],
-            solution=r["solution"], domain=r["subject"],
+            id=r["unique_id"],
+            source="math500",
+            question=r["problem"],
+            answer=r["answer"],
+            solution=r["solution"],
+            domain=r["subject"],
             metadata={"level": int(r["level"]), "unique_id": r["unique_id"]},
         )
         for _, r in _rows("math500")
@@ -46,8 +50,13 @@ def math500() -> list[Problem]:
 def aime24() -> list[Problem]:
     return [
         Problem(
-            id=f"aime24-{r['id']}", source="aime24", question=r["problem"], answer=str(int(r["answer"])),
-            answer_format="integer", solution=r["solution"], metadata={"url": r["url"]},
+            id=f"aime24-{r['id']}",
+            source="aime24",
+            question=r["problem"],
+            answer=str(int(r["answer"])),
+            answer_format="integer",
+            solution=r["solution"],
+            metadata={"url": r["url"]},
         )
         for _, r in _rows("aime24")
     ]
@@ -56,8 +65,12 @@ def aime24() -> list[Problem]:
 def aime25() -> list[Problem]:
     return [
         Problem(
-            id=f"aime25-{r['id']}", source="aime25", question=r["problem"], answer=str(int(r["answer"])),
-            answer_format="integer", metadata={"source_file": r["source_file"]},
+            id=f"aime25-{r['id']}",
+            source="aime25",
+            question=r["problem"],
+            answer=str(int(r["answer"])),
+            answer_format="integer",
+            metadata={"source_file": r["source_file"]},
         )
         for _, r in _rows("aime25")
     ]
@@ -67,8 +80,12 @@ def amc23() -> list[Problem]:
     # AMC answers are stored as floats (27.0); all are whole numbers, graded as integers.
     return [
         Problem(
-            id=f"amc23-{r['id']}", source="amc23", question=r["problem"], answer=str(int(float(r["answer"]))),
-            answer_format="integer", metadata={"url": r["url"]},
+            id=f"amc23-{r['id']}",
+            source="amc23",
+            question=r["problem"],
+            answer=str(int(float(r["answer"]))),
+            answer_format="integer",
+            metadata={"url": r["url"]},
         )
         for _, r in _rows("amc23")
     ]
@@ -81,8 +98,12 @@ def gsm8k_problems(rows, source: str) -> list[Problem]:
         solution, _, answer = r["answer"].rpartition("####")
         problems.append(
             Problem(
-                id=f"{source}-{number - 1}", source=source, question=r["question"],
-                answer=answer.strip().replace(",", ""), answer_format="integer", solution=solution.strip(),
+                id=f"{source}-{number - 1}",
+                source=source,
+                question=r["question"],
+                answer=answer.strip().replace(",", ""),
+                answer_format="integer",
+                solution=solution.strip(),
             )
         )
     return problems
@@ -95,8 +116,12 @@ def gsm8k() -> list[Problem]:
 def minerva() -> list[Problem]:
     return [
         Problem(
-            id=f"minerva-{r['idx']}", source="minerva", question=r["problem"],
-            answer=_solution_answer(r["solution"], f"minerva:{r['idx']}"), solution=r["solution"], domain=r["type"],
+            id=f"minerva-{r['idx']}",
+            source="minerva",
+            question=r["problem"],
+            answer=_solution_answer(r["solution"], f"minerva:{r['idx']}"),
+            solution=r["solution"],
+            domain=r["type"],
         )
         for _, r in _rows("minerva")
     ]
@@ -115,8 +140,12 @@ def olympiadbench() -> list[Problem]:
         question = r["question"] if r.get("context") in (None, "None") else f"{r['context']}\n\n{r['question']}"
         problems.append(
             Problem(
-                id=f"olympiadbench-{r['id']}", source="olympiadbench", question=question, answer=answer,
-                solution="\n\n".join(_olympiad_list(r["solution"])), domain=r["subfield"],
+                id=f"olympiadbench-{r['id']}",
+                source="olympiadbench",
+                question=question,
+                answer=answer,
+                solution="\n\n".join(_olympiad_list(r["solution"])),
+                domain=r["subfield"],
                 metadata={"answer_type": r["answer_type"], "unit": r["unit"], "multiple": r["is_multiple_answer"]},
             )
         )
@@ -132,9 +161,13 @@ def math_test() -> list[Problem]:
             continue
         problems.append(
             Problem(
-                id=f"math-{r['idx']}", source="math", question=r["problem"],
-                answer=_solution_answer(r["solution"], f"math:{r['idx']}"), solution=r["solution"],
-                domain=r["type"], metadata={"level": r["level"]},
+                id=f"math-{r['idx']}",
+                source="math",
+                question=r["problem"],
+                answer=_solution_answer(r["solution"], f"math:{r['idx']}"),
+                solution=r["solution"],
+                domain=r["type"],
+                metadata={"level": r["level"]},
             )
         )
     return problems
@@ -145,10 +178,14 @@ def gpqa_diamond(path: str | Path) -> list[Problem]:
     problems = []
     for number, r in read_dicts(path):
         where = f"{path}:{number}"
-        missing = [k for k in ("options", "answer") if k not in r] + ([] if "question" in r or "ori_question" in r else ["question"])
+        missing = [k for k in ("options", "answer") if k not in r] + (
+            [] if "question" in r or "ori_question" in r else ["question"]
+        )
         if missing:
-            raise RecordError(f"{where}: no field {', '.join(map(repr, missing))} (GPQA-Diamond rows have question, options, answer); "
-                              f"the row has {', '.join(sorted(r))}")
+            raise RecordError(
+                f"{where}: no field {', '.join(map(repr, missing))} (GPQA-Diamond rows have question, options, answer); "
+                f"the row has {', '.join(sorted(r))}"
+            )
         try:
             options = r["options"] if isinstance(r["options"], list) else ast.literal_eval(r["options"])
         except (ValueError, SyntaxError):
@@ -160,8 +197,12 @@ def gpqa_diamond(path: str | Path) -> list[Problem]:
         listed = "\n".join(f"{letter}. {option}" for letter, option in zip(letters, options))
         problems.append(
             Problem(
-                id=f"gpqa-{r.get('id', number - 1)}", source="gpqa_diamond", question=f"{question}\n\n{listed}",
-                answer=r["answer"].strip().upper(), answer_format="choice", choices=[str(o) for o in options],
+                id=f"gpqa-{r.get('id', number - 1)}",
+                source="gpqa_diamond",
+                question=f"{question}\n\n{listed}",
+                answer=r["answer"].strip().upper(),
+                answer_format="choice",
+                choices=[str(o) for o in options],
             )
         )
     return problems
@@ -174,7 +215,10 @@ SOURCES: dict[str, tuple[str, str]] = {
     "aime25": ("derived from eth-sri/matharena@81f103e data/aime/aime_2025_{I,II}", "MIT; problems (c) MAA"),
     "amc23": ("QwenLM/Qwen2.5-Math@a45202b evaluation/data/amc23/test.jsonl", "MIT; problems (c) MAA"),
     "gsm8k": ("openai/grade-school-math@3101c7d grade_school_math/data/test.jsonl", "MIT"),
-    "minerva": ("QwenLM/Qwen2.5-Math@a45202b evaluation/data/minerva_math/test.jsonl", "MIT; MIT OCW problems CC BY-NC-SA"),
+    "minerva": (
+        "QwenLM/Qwen2.5-Math@a45202b evaluation/data/minerva_math/test.jsonl",
+        "MIT; MIT OCW problems CC BY-NC-SA",
+    ),
     "olympiadbench": ("QwenLM/Qwen2.5-Math@a45202b evaluation/data/olympiadbench/test.jsonl", "MIT"),
     "math": ("ZubinGou/math-evaluation-harness@db77bc6 data/math/test.jsonl", "MIT"),
 }

@@ -30,7 +30,9 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     params = dict(parse_qsl(query, keep_blank_values=True))
     unknown = sorted(set(params) - MAPPING_KEYS)
     if unknown:
-        raise ConfigError(f"benchmark {spec!r}: unknown mapping key(s) {', '.join(unknown)}; known: {', '.join(sorted(MAPPING_KEYS))}")
+        raise ConfigError(
+            f"benchmark {spec!r}: unknown mapping key(s) {', '.join(unknown)}; known: {', '.join(sorted(MAPPING_KEYS))}"
+        )
     if not target:
         raise ConfigError(f"benchmark {spec!r}: no path after '{scheme}:'")
     return scheme, target, params
@@ -59,9 +61,14 @@ def _problem(row: dict, index: int, where: str, params: dict[str, str], name: st
     raw_id = field("id", "id")
     try:
         return Problem(
-            id=str(raw_id if raw_id is not None else index), source=name, question=str(question),
-            answer=str(answer).strip(), answer_format=answer_format, solution=field("solution", "solution"),
-            domain=field("domain"), choices=[str(c) for c in choices] if choices else None,
+            id=str(raw_id if raw_id is not None else index),
+            source=name,
+            question=str(question),
+            answer=str(answer).strip(),
+            answer_format=answer_format,
+            solution=field("solution", "solution"),
+            domain=field("domain"),
+            choices=[str(c) for c in choices] if choices else None,
         )
     except ValidationError as e:
         bad = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())

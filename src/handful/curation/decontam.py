@@ -23,7 +23,6 @@ import numpy as np
 
 from handful.curation.text import ngram_hashes, tokens, unique_per_document
 
-
 _BITMAP_MASK = np.uint64((1 << 24) - 1)
 
 
@@ -71,7 +70,10 @@ class NgramIndex:
         doc, item = pairs // len(self.sizes), pairs % len(self.sizes)
         containment = shared / np.maximum(np.maximum(sizes[doc], self.sizes[item]), 1)
         keep = containment >= min_containment
-        return [Overlap(int(d), int(i), int(s), float(c)) for d, i, s, c in zip(doc[keep], item[keep], shared[keep], containment[keep])]
+        return [
+            Overlap(int(d), int(i), int(s), float(c))
+            for d, i, s, c in zip(doc[keep], item[keep], shared[keep], containment[keep])
+        ]
 
 
 def distinct_counts(hashes: np.ndarray, docs: np.ndarray, count: int) -> np.ndarray:

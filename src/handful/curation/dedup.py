@@ -56,7 +56,9 @@ def signatures(texts: Sequence[str], n: int, num_perm: int, batch: int = 2000) -
         yield sig
 
 
-def near_duplicates(texts: Sequence[str], *, threshold: float = 0.7, n: int = 3, num_perm: int = 64, skip: set[int] | None = None) -> dict[int, tuple[int, float]]:
+def near_duplicates(
+    texts: Sequence[str], *, threshold: float = 0.7, n: int = 3, num_perm: int = 64, skip: set[int] | None = None
+) -> dict[int, tuple[int, float]]:
     """{index: (index of an earlier near-duplicate, estimated Jaccard)}, for texts not in `skip`.
 
     Banding as LSH does it, with datasketch's choice of bands and rows for the threshold, but
@@ -69,7 +71,9 @@ def near_duplicates(texts: Sequence[str], *, threshold: float = 0.7, n: int = 3,
 
     chosen = MinHashLSH(threshold=threshold, num_perm=num_perm)
     bands, rows = chosen.b, chosen.r
-    sig = np.concatenate(list(signatures(texts, n, num_perm))) if len(texts) else np.zeros((0, num_perm), dtype=np.uint32)
+    sig = (
+        np.concatenate(list(signatures(texts, n, num_perm))) if len(texts) else np.zeros((0, num_perm), dtype=np.uint32)
+    )
     live = (sig != _EMPTY).any(axis=1)
     live[list(skip or ())] = False
     members = np.flatnonzero(live)

@@ -20,7 +20,9 @@ def reference_name(ref: EvalConfig, index: int) -> str:
     return f"{index}-{Path(ref.model).name}"
 
 
-def solve_counts(problems: list[Problem], references: list[EvalConfig], folder: Path, console=None) -> dict[str, dict[str, tuple[int, int]]]:
+def solve_counts(
+    problems: list[Problem], references: list[EvalConfig], folder: Path, console=None
+) -> dict[str, dict[str, tuple[int, int]]]:
     """{problem id: {reference: (solved, n)}}."""
     folder.mkdir(parents=True, exist_ok=True)
     candidates = folder / "candidates.jsonl"

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from handful.curation import dedup, decontam, difficulty, rules, select
+from handful.curation import decontam, dedup, difficulty, rules, select
 from handful.curation.config import CurateConfig
 from handful.curation.pools import load_pool
 from handful.errors import ConfigError, RecordError
@@ -50,7 +50,9 @@ def load_pools(specs: list[str]) -> list[Problem]:
     for spec in specs:
         for p in unique_ids(load_pool(spec), f"pool {spec}"):
             if p.id in seen:
-                raise RecordError(f"problem id {p.id!r} is in both {seen[p.id]} and {spec}; give the pools distinct ids (id=... in the spec)")
+                raise RecordError(
+                    f"problem id {p.id!r} is in both {seen[p.id]} and {spec}; give the pools distinct ids (id=... in the spec)"
+                )
             seen[p.id] = spec
             problems.append(p)
     return problems
@@ -76,22 +78,29 @@ def normalise(problems: list[Problem], cfg: CurateConfig, folder: Path, console=
         if g.correct:
             survivors.append(p)
         else:
-            removed.append(_removal(p, "normalise", f"the grader cannot read the answer ({g.outcome})", answer=p.answer))
+            removed.append(
+                _removal(p, "normalise", f"the grader cannot read the answer ({g.outcome})", answer=p.answer)
+            )
     return survivors, removed
 
 
 def quality(problems: list[Problem], cfg: CurateConfig, folder: Path, console=None) -> Outcome:
     q = cfg.quality
     builtin: dict[str, Callable] = {
-        "missing_figure": partial(rules.missing_figure, keep_asy=q.keep_asy), "ascii_art": rules.ascii_art,
-        "broken_numbering": rules.broken_numbering, "truncated": rules.truncated,
-        "too_short": partial(rules.too_short, min_words=q.min_words), "too_long": partial(rules.too_long, max_chars=q.max_chars),
+        "missing_figure": partial(rules.missing_figure, keep_asy=q.keep_asy),
+        "ascii_art": rules.ascii_art,
+        "broken_numbering": rules.broken_numbering,
+        "truncated": rules.truncated,
+        "too_short": partial(rules.too_short, min_words=q.min_words),
+        "too_long": partial(rules.too_long, max_chars=q.max_chars),
         "not_english": partial(rules.not_english, min_ascii=q.min_ascii),
     }
     unknown = sorted(set(q.rules) - set(builtin))
     if unknown:
         raise ConfigError(f"quality.rules: unknown rule(s) {', '.join(unknown)}; known: {', '.join(builtin)}")
-    chosen = [(name, builtin[name]) for name in q.rules] + [(name, rules.pattern_rule(name, pattern)) for name, pattern in q.extra.items()]
+    chosen = [(name, builtin[name]) for name in q.rules] + [
+        (name, rules.pattern_rule(name, pattern)) for name, pattern in q.extra.items()
+    ]
     kept, removed = [], []
     for p in problems:
         for name, rule in chosen:
@@ -110,15 +119,30 @@ def deduplicate(problems: list[Problem], cfg: CurateConfig, folder: Path, consol
     if cfg.dedup.mask_numbers:
         # The same problem with other numbers is a copy of its template, not a new problem.
         texts = [_DIGITS.sub("0", t) for t in texts]
-    near = dedup.near_duplicates(texts, threshold=cfg.dedup.threshold, n=cfg.dedup.ngram, num_perm=cfg.dedup.num_perm, skip=set(exact)) if cfg.dedup.near else {}
+    near = (
+        dedup.near_duplicates(
+            texts, threshold=cfg.dedup.threshold, n=cfg.dedup.ngram, num_perm=cfg.dedup.num_perm, skip=set(exact)
+        )
+        if cfg.dedup.near
+        else {}
+    )
     kept, removed = [], []
     for i, p in enumerate(problems):
         if i in exact:
-            removed.append(_removal(p, "dedup", f"exact duplicate of {problems[exact[i]].id}", duplicate_of=problems[exact[i]].id))
+            removed.append(
+                _removal(p, "dedup", f"exact duplicate of {problems[exact[i]].id}", duplicate_of=problems[exact[i]].id)
+            )
         elif i in near:
             j, similarity = near[i]
-            removed.append(_removal(p, "dedup", f"near duplicate of {problems[j].id} (Jaccard ~{similarity:.2f})",
-                                    duplicate_of=problems[j].id, jaccard=round(similarity, 3)))
+            removed.append(
+                _removal(
+                    p,
+                    "dedup",
+                    f"near duplicate of {problems[j].id} (Jaccard ~{similarity:.2f})",
+                    duplicate_of=problems[j].id,
+                    jaccard=round(similarity, 3),
+                )
+            )
         else:
             kept.append(p)
     return kept, removed
@@ -128,7 +152,11 @@ def benchmark_problems(cfg: CurateConfig) -> list[tuple[str, Problem]]:
     from handful.benchmarks import BENCHMARKS, benchmark_name, load_benchmark
 
     specs = [s for spec in cfg.decontaminate.benchmarks for s in (BENCHMARKS if spec == "all" else [spec])]
-    return [(benchmark_name(spec), p) for spec in dict.fromkeys(specs) for p in load_benchmark(spec, data=cfg.decontaminate.data)]
+    return [
+        (benchmark_name(spec), p)
+        for spec in dict.fromkeys(specs)
+        for p in load_benchmark(spec, data=cfg.decontaminate.data)
+    ]
 
 
 def _same_answer(a: str, b: str) -> bool:
@@ -152,20 +180,38 @@ def decontaminate(problems: list[Problem], cfg: CurateConfig, folder: Path, cons
         if o.containment >= d.flag or (same and o.containment >= d.flag_same_answer):
             best = flagged.get(o.doc)
             if best is None or o.containment > best["containment"]:
-                flagged[o.doc] = {"benchmark": name, "item": item.id, "field": "question", "containment": round(o.containment, 3),
-                                  "same_answer": same, "shared": decontam.shared_ngrams(problems[o.doc].question, item.question, d.ngram)}
+                flagged[o.doc] = {
+                    "benchmark": name,
+                    "item": item.id,
+                    "field": "question",
+                    "containment": round(o.containment, 3),
+                    "same_answer": same,
+                    "shared": decontam.shared_ngrams(problems[o.doc].question, item.question, d.ngram),
+                }
     own = [i for i, p in enumerate(problems) if p.solution]
     for o in solutions.overlaps([problems[i].solution for i in own], d.solution):
         doc, (name, item) = own[o.doc], items[with_solution[o.item]]
         if doc not in flagged:
-            flagged[doc] = {"benchmark": name, "item": item.id, "field": "solution", "containment": round(o.containment, 3),
-                            "same_answer": _same_answer(problems[doc].answer, item.answer),
-                            "shared": decontam.shared_ngrams(problems[doc].solution, item.solution, d.ngram)}
+            flagged[doc] = {
+                "benchmark": name,
+                "item": item.id,
+                "field": "solution",
+                "containment": round(o.containment, 3),
+                "same_answer": _same_answer(problems[doc].answer, item.answer),
+                "shared": decontam.shared_ngrams(problems[doc].solution, item.solution, d.ngram),
+            }
     kept, removed = [], []
     for i, p in enumerate(problems):
         if i in flagged:
             f = flagged[i]
-            removed.append(_removal(p, "decontaminate", f"{f['field']} overlaps {f['benchmark']} item {f['item']} ({f['containment']:.0%} of n-grams)", **f))
+            removed.append(
+                _removal(
+                    p,
+                    "decontaminate",
+                    f"{f['field']} overlaps {f['benchmark']} item {f['item']} ({f['containment']:.0%} of n-grams)",
+                    **f,
+                )
+            )
         else:
             kept.append(p)
     return kept, removed
@@ -180,7 +226,11 @@ def rate_difficulty(problems: list[Problem], cfg: CurateConfig, folder: Path, co
     if c.candidates is not None and c.candidates < len(problems):
         chosen = set(random.Random(cfg.seed).sample(range(len(problems)), c.candidates))
         rated = [p for i, p in enumerate(problems) if i in chosen]
-        removed = [_removal(p, "difficulty", f"not among the {c.candidates} rated candidates") for i, p in enumerate(problems) if i not in chosen]
+        removed = [
+            _removal(p, "difficulty", f"not among the {c.candidates} rated candidates")
+            for i, p in enumerate(problems)
+            if i not in chosen
+        ]
     counts = difficulty.solve_counts(rated, c.references, folder / "references", console)
     kept = []
     for p in rated:
@@ -199,15 +249,26 @@ def choose(problems: list[Problem], cfg: CurateConfig, folder: Path, console=Non
     names = select.domains(problems, s.domains, s.clusters, cfg.seed)
     order = select.select(problems, names, cfg.target, s.method, cfg.seed)
     picked = set(order)
-    kept = [_noted(problems[i], domain=names[i], trace_length=select.trace_length(problems[i]), rank=r) for r, i in enumerate(order)]
-    removed = [_removal(p, "select", f"not drawn (domain {names[i]})", domain=names[i]) for i, p in enumerate(problems) if i not in picked]
+    kept = [
+        _noted(problems[i], domain=names[i], trace_length=select.trace_length(problems[i]), rank=r)
+        for r, i in enumerate(order)
+    ]
+    removed = [
+        _removal(p, "select", f"not drawn (domain {names[i]})", domain=names[i])
+        for i, p in enumerate(problems)
+        if i not in picked
+    ]
     return kept, removed
 
 
 # Stage name = its section in CurateConfig.
 STAGES: dict[str, Callable[..., Outcome]] = {
-    "normalise": normalise, "quality": quality, "dedup": deduplicate,
-    "decontaminate": decontaminate, "difficulty": rate_difficulty, "select": choose,
+    "normalise": normalise,
+    "quality": quality,
+    "dedup": deduplicate,
+    "decontaminate": decontaminate,
+    "difficulty": rate_difficulty,
+    "select": choose,
 }
 
 
@@ -221,9 +282,11 @@ def _key(cfg: CurateConfig, section: str, problems: list[Problem]) -> str:
     return digest.hexdigest()
 
 
-def curate(cfg: CurateConfig, out: str | Path, console=None, on_stage: Callable[[str, int, int], None] | None = None) -> list[dict]:
-    with RunDirectory(out) as out:
-        return _curate(cfg, out, console, on_stage)
+def curate(
+    cfg: CurateConfig, out: str | Path, console=None, on_stage: Callable[[str, int, int], None] | None = None
+) -> list[dict]:
+    with RunDirectory(out) as folder:
+        return _curate(cfg, folder, console, on_stage)
 
 
 def _curate(cfg: CurateConfig, out: Path, console, on_stage) -> list[dict]:
@@ -255,7 +318,14 @@ def _curate(cfg: CurateConfig, out: Path, console, on_stage) -> list[dict]:
         for r in removed:
             label = r.evidence.get("rule") or r.evidence.get("benchmark") or r.reason.split(" (")[0].split(" of ")[0]
             reasons[label] = reasons.get(label, 0) + 1
-        funnel.append({"stage": name, "count": len(kept), "removed": len(removed), "by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:8])})
+        funnel.append(
+            {
+                "stage": name,
+                "count": len(kept),
+                "removed": len(removed),
+                "by_reason": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:8]),
+            }
+        )
         if on_stage:
             on_stage(name, before, len(kept))
     write_jsonl(out / SELECTED, problems)

@@ -29,8 +29,12 @@ def math_train() -> list[Problem]:
     return [
         Problem(
             id=f"math-train-{r['source_file'].removeprefix('train/').removesuffix('.json').replace('/', '-')}",
-            source="math-train", question=r["problem"], answer=last_boxed(r["solution"]) or "", solution=r["solution"],
-            domain=r["type"], metadata={"level": r["level"], "source_file": r["source_file"]},
+            source="math-train",
+            question=r["problem"],
+            answer=last_boxed(r["solution"]) or "",
+            solution=r["solution"],
+            domain=r["type"],
+            metadata={"level": r["level"], "source_file": r["source_file"]},
         )
         for _, r in read_dicts(DATA / "math_train" / "pool.jsonl.gz")
     ]
@@ -41,8 +45,12 @@ def aime() -> list[Problem]:
         rows = json.load(f)
     return [
         Problem(
-            id=f"aime-{r['year']}-{r['aime_number']}-{r['problem_number']}", source="aime", question=r["problem"],
-            answer=str(int(r["answer"])), answer_format="integer", solution=r["solution"],
+            id=f"aime-{r['year']}-{r['aime_number']}-{r['problem_number']}",
+            source="aime",
+            question=r["problem"],
+            answer=str(int(r["answer"])),
+            answer_format="integer",
+            solution=r["solution"],
             metadata={"year": r["year"], "difficulty": r["difficulty"]},
         )
         for r in rows
@@ -56,7 +64,11 @@ def omni_math() -> list[Problem]:
         domains = [d.split(" -> ") for d in r["domain"]]
         problems.append(
             Problem(
-                id=f"omni-{number - 1}", source="omni-math", question=r["problem"], answer=r["answer"], solution=r["solution"],
+                id=f"omni-{number - 1}",
+                source="omni-math",
+                question=r["problem"],
+                answer=r["answer"],
+                solution=r["solution"],
                 domain=domains[0][1] if domains and len(domains[0]) > 1 else None,
                 metadata={"difficulty": r["difficulty"], "competition": r["source"], "domains": r["domain"]},
             )
@@ -77,8 +89,14 @@ POOLS: dict[str, Callable[[], list[Problem]]] = {
 
 # name: (source, license), in full in data/NAME/SOURCE.md
 SOURCES: dict[str, tuple[str, str]] = {
-    "math-train": ("MATH train split (Hendrycks et al. 2021), via aiwaves-cn/agents@e8c4e3c", "MIT (MATH); Apache-2.0 (repository)"),
-    "aime": ("AIME 1983-2023 from DeepScaleR's training data (agentica-project), AoPS wiki", "MIT (repository); problems (c) MAA"),
+    "math-train": (
+        "MATH train split (Hendrycks et al. 2021), via aiwaves-cn/agents@e8c4e3c",
+        "MIT (MATH); Apache-2.0 (repository)",
+    ),
+    "aime": (
+        "AIME 1983-2023 from DeepScaleR's training data (agentica-project), AoPS wiki",
+        "MIT (repository); problems (c) MAA",
+    ),
     "omni-math": ("Omni-MATH-Rule (Gao et al. 2024), rule-gradable subset of Omni-MATH", "Apache-2.0 (Omni-MATH)"),
     "gsm8k-train": ("openai/grade-school-math@3101c7d grade_school_math/data/train.jsonl (Cobbe et al. 2021)", "MIT"),
 }
@@ -91,7 +109,10 @@ def pool_source(spec: str) -> tuple[str, str]:
     if spec in SOURCES:
         return SOURCES[spec]
     if spec.startswith(tasks.SCHEME):
-        return f"procedural generator {tasks.parse_spec(spec)[0]} (handful.tasks), drawn from the spec's seed", "Apache-2.0 (handful)"
+        return (
+            f"procedural generator {tasks.parse_spec(spec)[0]} (handful.tasks), drawn from the spec's seed",
+            "Apache-2.0 (handful)",
+        )
     return f"user file {spec}", "as given by its owner"
 
 

@@ -48,7 +48,9 @@ def embed(texts: list[str], batch: int = 64) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch):
-            enc = tokenizer(texts[start : start + batch], padding=True, truncation=True, max_length=256, return_tensors="pt")
+            enc = tokenizer(
+                texts[start : start + batch], padding=True, truncation=True, max_length=256, return_tensors="pt"
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)

@@ -20,7 +20,9 @@ from collections.abc import Sequence
 import numpy as np
 
 _TOKEN = re.compile(r"[a-z]+|\d+|[^\sa-z\d\\{}$]")
-_DROP = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg|displaystyle|[,;:! ])|\\[dt](?=frac)|\\text(?:bf|rm|it)?|\\mathrm|\\math(?:bf|rm)")
+_DROP = re.compile(
+    r"\\(?:left|right|big|Big|bigg|Bigg|displaystyle|[,;:! ])|\\[dt](?=frac)|\\text(?:bf|rm|it)?|\\mathrm|\\math(?:bf|rm)"
+)
 _SEPARATOR = "\x00"  # joins documents; never a token
 
 _R = np.uint64(0x9E3779B97F4A7C15)  # odd: invertible mod 2**64

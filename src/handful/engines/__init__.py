@@ -12,7 +12,12 @@ def _hf(model: ResolvedModel, cfg: EngineConfig, tokenizer=None) -> Engine:
     from handful.engines.hf import HFEngine
 
     return HFEngine(
-        model, dtype=cfg.dtype, device=cfg.device, batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code, tokenizer=tokenizer
+        model,
+        dtype=cfg.dtype,
+        device=cfg.device,
+        batch_size=cfg.batch_size,
+        trust_remote_code=cfg.trust_remote_code,
+        tokenizer=tokenizer,
     )
 
 
@@ -23,9 +28,19 @@ def _openai(model: ResolvedModel, cfg: EngineConfig, tokenizer=None) -> Engine:
         raise ConfigError("engine.base_url: the openai engine needs --base-url (e.g. http://127.0.0.1:8000/v1)")
     endpoint = cfg.endpoint if cfg.endpoint != "auto" else ("completions" if tokenizer is not None else "chat")
     return OpenAIEngine(
-        model.name, model.spec, base_url=cfg.base_url, served_model=cfg.served_model, api_key_env=cfg.api_key_env,
-        endpoint=endpoint, tokenizer=tokenizer, concurrency=cfg.concurrency, max_retries=cfg.max_retries,
-        request_timeout=cfg.request_timeout, timeout_retries=cfg.timeout_retries, requests_per_minute=cfg.requests_per_minute, tokens_per_minute=cfg.tokens_per_minute,
+        model.name,
+        model.spec,
+        base_url=cfg.base_url,
+        served_model=cfg.served_model,
+        api_key_env=cfg.api_key_env,
+        endpoint=endpoint,
+        tokenizer=tokenizer,
+        concurrency=cfg.concurrency,
+        max_retries=cfg.max_retries,
+        request_timeout=cfg.request_timeout,
+        timeout_retries=cfg.timeout_retries,
+        requests_per_minute=cfg.requests_per_minute,
+        tokens_per_minute=cfg.tokens_per_minute,
     )
 
 

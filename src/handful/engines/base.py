@@ -22,7 +22,12 @@ class Prompt(Record):
 class Engine(Protocol):
     name: str
 
-    def generate(self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None) -> list[Generation]: ...
+    def generate(
+        self,
+        prompts: list[Prompt],
+        sampling: SamplingParams,
+        progress: Callable[[list[Generation]], None] | None = None,
+    ) -> list[Generation]: ...
 
     def close(self) -> None: ...
 
@@ -79,14 +84,35 @@ def count_tokens(tokenizer, text: str, spec: ModelSpec) -> tuple[int, int]:
 
 
 def make_generation(
-    prompt: Prompt, text: str, *, model: str, engine: str, sampling: SamplingParams, spec: ModelSpec,
-    prompt_tokens: int, completion_tokens: int, thinking_tokens: int, finish_reason: str, metadata: dict | None = None,
+    prompt: Prompt,
+    text: str,
+    *,
+    model: str,
+    engine: str,
+    sampling: SamplingParams,
+    spec: ModelSpec,
+    prompt_tokens: int,
+    completion_tokens: int,
+    thinking_tokens: int,
+    finish_reason: str,
+    metadata: dict | None = None,
 ) -> Generation:
     thinking, answer = thinking_split(text, spec)
     return Generation(
-        problem_id=prompt.problem_id, benchmark=prompt.benchmark, sample_index=prompt.sample_index,
-        model=model, engine=engine, sampling=sampling, prompt=prompt.text, text=text,
-        thinking=thinking, answer_text=answer, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-        thinking_tokens=thinking_tokens, answer_tokens=completion_tokens - thinking_tokens,
-        finish_reason=finish_reason, metadata=metadata or {},
+        problem_id=prompt.problem_id,
+        benchmark=prompt.benchmark,
+        sample_index=prompt.sample_index,
+        model=model,
+        engine=engine,
+        sampling=sampling,
+        prompt=prompt.text,
+        text=text,
+        thinking=thinking,
+        answer_text=answer,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        thinking_tokens=thinking_tokens,
+        answer_tokens=completion_tokens - thinking_tokens,
+        finish_reason=finish_reason,
+        metadata=metadata or {},
     )

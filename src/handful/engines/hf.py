@@ -29,7 +29,16 @@ def _batch_seed(seed: int, first: Prompt) -> int:
 class HFEngine:
     name = "hf"
 
-    def __init__(self, model: ResolvedModel, *, dtype: str = "float32", device: str = "cpu", batch_size: int = 16, trust_remote_code: bool = False, tokenizer=None):
+    def __init__(
+        self,
+        model: ResolvedModel,
+        *,
+        dtype: str = "float32",
+        device: str = "cpu",
+        batch_size: int = 16,
+        trust_remote_code: bool = False,
+        tokenizer=None,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -61,7 +70,12 @@ class HFEngine:
         encoded = {k: v.to(self.device) for k, v in encoded.items()}
         width = encoded["input_ids"].shape[1]
         sample = sampling.temperature > 0
-        kwargs = dict(max_new_tokens=sampling.max_tokens, do_sample=sample, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=sorted(self.stop_ids))
+        kwargs = dict(
+            max_new_tokens=sampling.max_tokens,
+            do_sample=sample,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=sorted(self.stop_ids),
+        )
         if sample:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
             torch.manual_seed(_batch_seed(sampling.seed, batch[0]))
@@ -74,7 +88,9 @@ class HFEngine:
 
             from handful.engines.hf_budget import BudgetProcessor
 
-            forcing = BudgetProcessor(budget, self.tokenizer, self.spec.think_close, len(batch), width, self.stop_ids, stop)
+            forcing = BudgetProcessor(
+                budget, self.tokenizer, self.spec.think_close, len(batch), width, self.stop_ids, stop
+            )
             kwargs["logits_processor"] = LogitsProcessorList([forcing])
         elif stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
@@ -89,21 +105,33 @@ class HFEngine:
             ids = ids if ended is None else ids[:ended]
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
             stopped = ended is not None or any(text.endswith(s) for s in stop)
-            thinking = thinking_token_count(lambda k: self.tokenizer.decode(ids[:k]), len(ids), text, self.spec)
+            thinking = thinking_token_count(lambda k: self.tokenizer.decode(ids[:k]), len(ids), text, self.spec)  # noqa: B023
             generation = make_generation(
-                prompt, text, model=self.model_name, engine=self.name, sampling=sampling, spec=self.spec,
-                prompt_tokens=int(encoded["attention_mask"][row].sum()), completion_tokens=len(ids),
-                thinking_tokens=thinking, finish_reason="stop" if stopped else "length",
+                prompt,
+                text,
+                model=self.model_name,
+                engine=self.name,
+                sampling=sampling,
+                spec=self.spec,
+                prompt_tokens=int(encoded["attention_mask"][row].sum()),
+                completion_tokens=len(ids),
+                thinking_tokens=thinking,
+                finish_reason="stop" if stopped else "length",
                 metadata={"token_counts": "token ids"},
             )
             if forcing is not None:
                 forcer = forcing.forcers[row]
-                generation = generation.model_copy(update={"budget": budget.model_dump(), "waits": forcer.waits, "forced_cut": forcer.forced_cut})
+                generation = generation.model_copy(
+                    update={"budget": budget.model_dump(), "waits": forcer.waits, "forced_cut": forcer.forced_cut}
+                )
             results.append(generation)
         return results
 
     def generate(
-        self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None,
+        self,
+        prompts: list[Prompt],
+        sampling: SamplingParams,
+        progress: Callable[[list[Generation]], None] | None = None,
         budget: Budget | None = None,
     ) -> list[Generation]:
         if budget is not None and budget.active and not self.spec.open_thinking:

@@ -20,7 +20,16 @@ from handful.budget import ANSWERING, THINKING, Budget, Forcer
 
 
 class BudgetProcessor(LogitsProcessor):
-    def __init__(self, budget: Budget, tokenizer, close: str, rows: int, prompt_width: int, stop_ids: set[int], stop_strings: list[str]):
+    def __init__(
+        self,
+        budget: Budget,
+        tokenizer,
+        close: str,
+        rows: int,
+        prompt_width: int,
+        stop_ids: set[int],
+        stop_strings: list[str],
+    ):
         def encode(text: str) -> list[int]:
             return tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -52,7 +61,13 @@ class BudgetProcessor(LogitsProcessor):
             if forcer.state == THINKING and not forcer.queue and tops[row] in blocked:
                 forcer.attempt_stop(ending=tops[row] != self.close_first)
             forced = forcer.next_forced()
-            if forced is None and forcer.state == ANSWERING and self.stop_strings and generated > 0 and self._hit_stop_string(input_ids[row]):
+            if (
+                forced is None
+                and forcer.state == ANSWERING
+                and self.stop_strings
+                and generated > 0
+                and self._hit_stop_string(input_ids[row])
+            ):
                 forced = self.stop_ids[0]
             if forced is not None:
                 scores[row, :] = float("-inf")

@@ -15,8 +15,11 @@ from collections.abc import Awaitable, Callable
 
 class RateLimiter:
     def __init__(
-        self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None,
-        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        self,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.rates = {"requests": requests_per_minute, "tokens": tokens_per_minute}
         self.capacity = {k: max(1.0, r / 6) for k, r in self.rates.items() if r}

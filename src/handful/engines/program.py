@@ -31,7 +31,13 @@ class ProgramEngine:
     def __init__(self, model: ResolvedModel, tokenizer=None):
         self.spec, self.tokenizer = model.spec, tokenizer
 
-    def generate(self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None, budget=None) -> list[Generation]:
+    def generate(
+        self,
+        prompts: list[Prompt],
+        sampling: SamplingParams,
+        progress: Callable[[list[Generation]], None] | None = None,
+        budget=None,
+    ) -> list[Generation]:
         done = []
         for prompt in prompts:
             try:
@@ -39,12 +45,22 @@ class ProgramEngine:
             except HandfulError as e:
                 raise EngineError(f"the program teacher only answers handful task problems: {e}") from None
             if problem.question not in prompt.text:
-                raise EngineError(f"problem {prompt.problem_id}: its prompt does not hold the question this id draws; it was made by another version of the task")
+                raise EngineError(
+                    f"problem {prompt.problem_id}: its prompt does not hold the question this id draws; it was made by another version of the task"
+                )
             text = response(problem.trace or "", self.spec)
             total, thinking = count_tokens(self.tokenizer, text, self.spec)
             generation = make_generation(
-                prompt, text, model="program", engine=self.name, sampling=sampling, spec=self.spec,
-                prompt_tokens=text_tokens(self.tokenizer, prompt.text), completion_tokens=total, thinking_tokens=thinking, finish_reason="stop",
+                prompt,
+                text,
+                model="program",
+                engine=self.name,
+                sampling=sampling,
+                spec=self.spec,
+                prompt_tokens=text_tokens(self.tokenizer, prompt.text),
+                completion_tokens=total,
+                thinking_tokens=thinking,
+                finish_reason="stop",
             )
             done.append(generation)
             if progress:

@@ -62,10 +62,23 @@ class OpenAIEngine:
     name = "openai"
 
     def __init__(
-        self, model_name: str, spec: ModelSpec, *, base_url: str, served_model: str | None = None,
-        api_key_env: str | None = None, endpoint: str = "completions", tokenizer=None, concurrency: int = 8,
-        max_retries: int = 8, request_timeout: float = 900.0, timeout_retries: int = 1, backoff_base: float = 0.5, backoff_cap: float = 30.0,
-        requests_per_minute: float | None = None, tokens_per_minute: float | None = None,
+        self,
+        model_name: str,
+        spec: ModelSpec,
+        *,
+        base_url: str,
+        served_model: str | None = None,
+        api_key_env: str | None = None,
+        endpoint: str = "completions",
+        tokenizer=None,
+        concurrency: int = 8,
+        max_retries: int = 8,
+        request_timeout: float = 900.0,
+        timeout_retries: int = 1,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
     ):
         if endpoint not in ("completions", "chat"):
             raise ConfigError(f"engine.endpoint {endpoint!r}: use 'completions' or 'chat'")
@@ -83,7 +96,12 @@ class OpenAIEngine:
         self.limiter = RateLimiter(requests_per_minute, tokens_per_minute)
 
     def _params(self, sampling: SamplingParams, prompt: Prompt) -> dict:
-        params = dict(model=self.served_model, max_tokens=sampling.max_tokens, temperature=sampling.temperature, top_p=sampling.top_p)
+        params = dict(
+            model=self.served_model,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+        )
         stop = [*self.spec.stop, *sampling.stop]
         if stop:
             params["stop"] = stop[:4]  # the OpenAI API takes at most four
@@ -113,7 +131,9 @@ class OpenAIEngine:
             text = f"{self.spec.think_open}{reasoning}{self.spec.think_close}{text}"
         return text, choice.finish_reason, response.usage
 
-    async def _with_retries(self, client, prompt: Prompt, sampling: SamplingParams, text: str | None = None, **override):
+    async def _with_retries(
+        self, client, prompt: Prompt, sampling: SamplingParams, text: str | None = None, **override
+    ):
         import openai
 
         stalls = 0
@@ -130,7 +150,9 @@ class OpenAIEngine:
                     log.warning("%s: %s for %s (attempt %d)", self.base_url, error, prompt.problem_id, attempt + 1)
                 # A server that stalls once is often stuck: time-outs are retried fewer times than errors.
                 if attempt == self.max_retries or stalls > self.timeout_retries:
-                    raise EngineError(f"{self.base_url}: giving up on {prompt.problem_id} after {attempt + 1} attempts: {error}") from None
+                    raise EngineError(
+                        f"{self.base_url}: giving up on {prompt.problem_id} after {attempt + 1} attempts: {error}"
+                    ) from None
                 wait = _retry_after(error)
                 if wait is None:
                     wait = min(self.backoff_cap, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.5)
@@ -149,14 +171,23 @@ class OpenAIEngine:
         """s1's budget forcing as continuation requests, decided by the same Forcer as in the
         `hf` engine, one piece of text at a time: the text so far is sent back each round, so
         servers with prefix caching (vLLM, SGLang, llama.cpp) reuse the prompt."""
-        top = sampling.max_tokens if budget.max_thinking_tokens is None else min(budget.max_thinking_tokens, sampling.max_tokens)
+        top = (
+            sampling.max_tokens
+            if budget.max_thinking_tokens is None
+            else min(budget.max_thinking_tokens, sampling.max_tokens)
+        )
         # Thinking cannot outgrow the sample's token limit, as in the hf engine.
         bounded = budget.model_copy(update={"max_thinking_tokens": top})
         forcer = Forcer(bounded, lambda piece: [0] * self._tokens(piece), self.spec.think_close)
         text, retries = "", 0
         while forcer.next_forced() is None:
             piece, finish, usage, tries = await self._with_retries(
-                client, prompt, sampling, prompt.text + text, max_tokens=top - forcer.thinking_tokens, stop=[self.spec.think_close]
+                client,
+                prompt,
+                sampling,
+                prompt.text + text,
+                max_tokens=top - forcer.thinking_tokens,
+                stop=[self.spec.think_close],
             )
             retries += tries
             text += piece
@@ -185,19 +216,35 @@ class OpenAIEngine:
             total, thinking = count_tokens(self.tokenizer, text, self.spec)
             if completion is None:
                 return prompt_tokens or 0, total, thinking, "tokenizer"
-            return prompt_tokens or 0, completion, min(thinking, completion), "server usage; thinking split by tokenizer"
+            return (
+                prompt_tokens or 0,
+                completion,
+                min(thinking, completion),
+                "server usage; thinking split by tokenizer",
+            )
         completion = completion or 0
-        return prompt_tokens or 0, completion, round(completion * thinking_share(text, self.spec)), "server usage; thinking split by characters"
+        return (
+            prompt_tokens or 0,
+            completion,
+            round(completion * thinking_share(text, self.spec)),
+            "server usage; thinking split by characters",
+        )
 
-    async def _generate_all(self, prompts: list[Prompt], sampling: SamplingParams, progress, budget: Budget | None) -> list[Generation]:
+    async def _generate_all(
+        self, prompts: list[Prompt], sampling: SamplingParams, progress, budget: Budget | None
+    ) -> list[Generation]:
         import openai
 
         if self.endpoint == "chat" and any(p.messages is None for p in prompts):
             raise ConfigError("engine.endpoint 'chat' needs prompts as chat turns")
         if budget is not None and (self.endpoint != "completions" or not self.spec.open_thinking):
-            raise ConfigError("budget forcing over a server needs the completions endpoint and prompts that open thinking")
+            raise ConfigError(
+                "budget forcing over a server needs the completions endpoint and prompts that open thinking"
+            )
         gate = asyncio.Semaphore(self.concurrency)
-        async with openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.request_timeout) as client:
+        async with openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=self.api_key, max_retries=0, timeout=self.request_timeout
+        ) as client:
 
             async def one(prompt: Prompt) -> Generation:
                 forcing = {}
@@ -206,7 +253,9 @@ class OpenAIEngine:
                     if budget is None:
                         text, finish, usage, retries = await self._with_retries(client, prompt, sampling)
                     else:
-                        text, finish, thinking, total, waits, cut, retries = await self._with_budget(client, prompt, sampling, budget)
+                        text, finish, thinking, total, waits, cut, retries = await self._with_budget(
+                            client, prompt, sampling, budget
+                        )
                         usage = None
                         forcing = {"budget": budget.model_dump(), "waits": waits, "forced_cut": cut}
                 latency = round(time.monotonic() - began, 3)
@@ -217,9 +266,22 @@ class OpenAIEngine:
                     if self.tokenizer is None:
                         completion, thinking_count = total, thinking
                 generation = make_generation(
-                    prompt, text, model=self.model_name, engine=self.name, sampling=sampling, spec=self.spec,
-                    prompt_tokens=prompt_tokens, completion_tokens=completion, thinking_tokens=thinking_count,
-                    finish_reason=finish or "stop", metadata={"token_counts": source, "retries": retries, "endpoint": self.endpoint, "latency_s": latency},
+                    prompt,
+                    text,
+                    model=self.model_name,
+                    engine=self.name,
+                    sampling=sampling,
+                    spec=self.spec,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion,
+                    thinking_tokens=thinking_count,
+                    finish_reason=finish or "stop",
+                    metadata={
+                        "token_counts": source,
+                        "retries": retries,
+                        "endpoint": self.endpoint,
+                        "latency_s": latency,
+                    },
                 )
                 if forcing:
                     generation = generation.model_copy(update=forcing)
@@ -237,7 +299,10 @@ class OpenAIEngine:
                 raise
 
     def generate(
-        self, prompts: list[Prompt], sampling: SamplingParams, progress: Callable[[list[Generation]], None] | None = None,
+        self,
+        prompts: list[Prompt],
+        sampling: SamplingParams,
+        progress: Callable[[list[Generation]], None] | None = None,
         budget: Budget | None = None,
     ) -> list[Generation]:
         return asyncio.run(self._generate_all(prompts, sampling, progress, budget))

@@ -23,23 +23,125 @@ TASKS: dict[str, Task] = {
     t.name: t
     for t in [
         Task("addition", arithmetic.addition, "digits", 6, 1, 18, "arithmetic", "long addition of integers"),
-        Task("subtraction", arithmetic.subtraction, "digits", 6, 1, 18, "arithmetic", "long subtraction of integers, negative results included"),
-        Task("decimal-addition", arithmetic.decimal_addition, "digits", 6, 2, 18, "arithmetic", "addition of decimals with different numbers of places"),
-        Task("decimal-subtraction", arithmetic.decimal_subtraction, "digits", 6, 2, 18, "arithmetic", "subtraction of decimals with different numbers of places"),
-        Task("multiplication", arithmetic.multiplication, "digits", 3, 1, 12, "arithmetic", "long multiplication (the second factor has half the digits)"),
-        Task("remainder", arithmetic.remainder, "digits", 6, 2, 30, "number theory", "the remainder of a long number divided by 3..99"),
-        Task("linear", algebra.linear, "digits", 1, 1, 4, "algebra", "a linear equation in one unknown (coefficient digits)"),
-        Task("system", algebra.system, "digits", 1, 1, 3, "algebra", "a 2×2 linear system with an integer solution (coefficient digits)"),
-        Task("countdown", countdown.countdown, "numbers", 4, 2, 6, "arithmetic", "reach a target with + - * / using each number once"),
-        Task("gsm-template", word.template, "steps", 3, 1, 6, "word problems", "GSM8K-style word problems with fresh names and numbers", mirrors="gsm8k"),
-        Task("gsm-noise", word.template_noise, "steps", 3, 1, 6, "word problems", "gsm-template with an irrelevant sentence added", mirrors="gsm8k"),
+        Task(
+            "subtraction",
+            arithmetic.subtraction,
+            "digits",
+            6,
+            1,
+            18,
+            "arithmetic",
+            "long subtraction of integers, negative results included",
+        ),
+        Task(
+            "decimal-addition",
+            arithmetic.decimal_addition,
+            "digits",
+            6,
+            2,
+            18,
+            "arithmetic",
+            "addition of decimals with different numbers of places",
+        ),
+        Task(
+            "decimal-subtraction",
+            arithmetic.decimal_subtraction,
+            "digits",
+            6,
+            2,
+            18,
+            "arithmetic",
+            "subtraction of decimals with different numbers of places",
+        ),
+        Task(
+            "multiplication",
+            arithmetic.multiplication,
+            "digits",
+            3,
+            1,
+            12,
+            "arithmetic",
+            "long multiplication (the second factor has half the digits)",
+        ),
+        Task(
+            "remainder",
+            arithmetic.remainder,
+            "digits",
+            6,
+            2,
+            30,
+            "number theory",
+            "the remainder of a long number divided by 3..99",
+        ),
+        Task(
+            "linear",
+            algebra.linear,
+            "digits",
+            1,
+            1,
+            4,
+            "algebra",
+            "a linear equation in one unknown (coefficient digits)",
+        ),
+        Task(
+            "system",
+            algebra.system,
+            "digits",
+            1,
+            1,
+            3,
+            "algebra",
+            "a 2×2 linear system with an integer solution (coefficient digits)",
+        ),
+        Task(
+            "countdown",
+            countdown.countdown,
+            "numbers",
+            4,
+            2,
+            6,
+            "arithmetic",
+            "reach a target with + - * / using each number once",
+        ),
+        Task(
+            "gsm-template",
+            word.template,
+            "steps",
+            3,
+            1,
+            6,
+            "word problems",
+            "GSM8K-style word problems with fresh names and numbers",
+            mirrors="gsm8k",
+        ),
+        Task(
+            "gsm-noise",
+            word.template_noise,
+            "steps",
+            3,
+            1,
+            6,
+            "word problems",
+            "gsm-template with an irrelevant sentence added",
+            mirrors="gsm8k",
+        ),
     ]
 }
 
 # The out-of-domain probe set: several skills at several difficulties, interleaved.
 PROBES: list[tuple[str, int]] = [
-    ("addition", 4), ("addition", 10), ("decimal-addition", 6), ("subtraction", 8), ("multiplication", 2),
-    ("multiplication", 4), ("remainder", 6), ("linear", 1), ("system", 1), ("countdown", 3), ("gsm-template", 2), ("gsm-noise", 3),
+    ("addition", 4),
+    ("addition", 10),
+    ("decimal-addition", 6),
+    ("subtraction", 8),
+    ("multiplication", 2),
+    ("multiplication", 4),
+    ("remainder", 6),
+    ("linear", 1),
+    ("system", 1),
+    ("countdown", 3),
+    ("gsm-template", 2),
+    ("gsm-noise", 3),
 ]
 
 SCHEME = "dyn:"
@@ -54,15 +156,29 @@ def problem(task: str, difficulty: int, seed: int, index: int) -> Problem:
     if seed < 0:
         raise ConfigError(f"task {task!r}: seed must be 0 or more, got {seed}")
     if not spec.lowest <= difficulty <= spec.highest:
-        raise ConfigError(f"task {task!r}: {spec.knob} must be between {spec.lowest} and {spec.highest}, got {difficulty}")
+        raise ConfigError(
+            f"task {task!r}: {spec.knob} must be between {spec.lowest} and {spec.highest}, got {difficulty}"
+        )
     worked = spec.make(random.Random(f"{task}/{difficulty}/{seed}/{index}"), difficulty)
     _check(task, worked)
     boxed = worked.boxed or worked.answer
     return Problem(
-        id=f"{task}-d{difficulty}-s{seed}-{index}", source=f"{SCHEME}{task}", question=worked.question, answer=worked.answer,
-        answer_format=worked.answer_format, choices=worked.operands, domain=spec.domain,
+        id=f"{task}-d{difficulty}-s{seed}-{index}",
+        source=f"{SCHEME}{task}",
+        question=worked.question,
+        answer=worked.answer,
+        answer_format=worked.answer_format,
+        choices=worked.operands,
+        domain=spec.domain,
         trace="\n".join(worked.steps) + "\n" + conclusion(boxed),
-        metadata={"task": task, spec.knob: difficulty, "difficulty": difficulty, "seed": seed, "index": index, **worked.facts},
+        metadata={
+            "task": task,
+            spec.knob: difficulty,
+            "difficulty": difficulty,
+            "seed": seed,
+            "index": index,
+            **worked.facts,
+        },
     )
 
 
@@ -84,10 +200,14 @@ def regenerate(problem_id: str) -> Problem:
             raise ValueError
         return problem(task, int(d[1:]), int(s[1:]), int(index))
     except (ValueError, KeyError):
-        raise ConfigError(f"problem id {problem_id!r} was not made by a handful task (expected TASK-dDIFFICULTY-sSEED-INDEX)") from None
+        raise ConfigError(
+            f"problem id {problem_id!r} was not made by a handful task (expected TASK-dDIFFICULTY-sSEED-INDEX)"
+        ) from None
 
 
-def sample(task: str, n: int, seed: int = 0, difficulty: int | None = None, indices: list[int] | None = None) -> list[Problem]:
+def sample(
+    task: str, n: int, seed: int = 0, difficulty: int | None = None, indices: list[int] | None = None
+) -> list[Problem]:
     """Problems 0..n-1 of a task (or only those at `indices`)."""
     chosen = range(n) if indices is None else indices
     if task == "probes":
@@ -98,7 +218,7 @@ def sample(task: str, n: int, seed: int = 0, difficulty: int | None = None, indi
 
 def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
     """`dyn:NAME?knob=V&n=N&seed=S` -> (NAME, {"difficulty", "n", "seed"} as given)."""
-    body = spec[len(SCHEME):]
+    body = spec[len(SCHEME) :]
     name, _, query = body.partition("?")
     task = None if name == "probes" else lookup("task", {**TASKS, "probes": None}, name)
     allowed = {"n", "seed", "difficulty"} | ({task.knob} if task else set())
@@ -108,10 +228,14 @@ def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True) if query else []
     except ValueError:
-        raise ConfigError(f"benchmark {spec!r}: parameters must be written KEY=VALUE joined by '&', e.g. n=50&seed=1") from None
+        raise ConfigError(
+            f"benchmark {spec!r}: parameters must be written KEY=VALUE joined by '&', e.g. n=50&seed=1"
+        ) from None
     for key, value in pairs:
         if key not in allowed:
-            raise ConfigError(f"benchmark {spec!r}: unknown parameter {key!r}; {name} takes {', '.join(sorted(allowed))}")
+            raise ConfigError(
+                f"benchmark {spec!r}: unknown parameter {key!r}; {name} takes {', '.join(sorted(allowed))}"
+            )
         try:
             params["difficulty" if task and key == task.knob else key] = int(value)
         except ValueError:
@@ -143,7 +267,9 @@ def load(spec: str, indices: list[int] | None = None) -> list[Problem]:
         raise ConfigError(f"benchmark {spec!r} has no seed; add &seed=N (handful eval draws a fresh one for you)")
     n = params.get("n", DEFAULT_N)
     if indices is None and n > MAX_N:
-        raise ConfigError(f"benchmark {spec!r}: n={n} is more than {MAX_N} problems to draw; lower n or add --limit to take a sample")
+        raise ConfigError(
+            f"benchmark {spec!r}: n={n} is more than {MAX_N} problems to draw; lower n or add --limit to take a sample"
+        )
     return sample(name, n, params["seed"], params.get("difficulty"), indices=indices)
 
 

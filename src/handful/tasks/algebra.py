@@ -25,14 +25,14 @@ def term(coefficient: int, variable: str) -> str:
 
 
 def side(coefficient: int, variable: str, constant: int) -> str:
-    """"3x + 5", "-x - 2", "7"."""
+    """ "3x + 5", "-x - 2", "7"."""
     if coefficient == 0:
         return str(constant)
     return term(coefficient, variable) + (f" {signed(constant)}" if constant else "")
 
 
 def pair(a: int, b: int) -> str:
-    """"3x - y", "-2x + 5y"."""
+    """ "3x - y", "-2x + 5y"."""
     return term(a, "x") + (f" + {term(b, 'y')}" if b > 0 else f" - {term(-b, 'y')}")
 
 
@@ -49,17 +49,25 @@ def linear(rng: random.Random, digits: int) -> Worked:
     steps = [
         f"Solve {equation}.",
         f"Subtract {term(c, 'x')} from both sides: ({a} - {paren(c)})x {signed(b)} = {e}, that is {side(k, 'x', b)} = {e}."
-        if b else f"Subtract {term(c, 'x')} from both sides: ({a} - {paren(c)})x = {e}, that is {term(k, 'x')} = {e}.",
+        if b
+        else f"Subtract {term(c, 'x')} from both sides: ({a} - {paren(c)})x = {e}, that is {term(k, 'x')} = {e}.",
     ]
     rhs = e - b
     if b:
-        steps.append(f"{'Subtract' if b > 0 else 'Add'} {abs(b)} {'from' if b > 0 else 'to'} both sides: {term(k, 'x')} = {e} {signed(-b)} = {rhs}.")
+        steps.append(
+            f"{'Subtract' if b > 0 else 'Add'} {abs(b)} {'from' if b > 0 else 'to'} both sides: {term(k, 'x')} = {e} {signed(-b)} = {rhs}."
+        )
     solution = Fraction(rhs, k)
     steps.append(f"Divide both sides by {k}: x = {rhs} / {paren(k)} = {number(solution)}.")
     left, right = a * solution + b, c * solution + e
-    steps.append(f"Check: the left side is {a} × {paren(solution)} {signed(b)} = {number(left)} and the right side is {c} × {paren(solution)} {signed(e)} = {number(right)}; they agree.")
+    steps.append(
+        f"Check: the left side is {a} × {paren(solution)} {signed(b)} = {number(left)} and the right side is {c} × {paren(solution)} {signed(e)} = {number(right)}; they agree."
+    )
     return Worked(
-        question=f"Solve for x: {equation}", answer=str(x), steps=steps, traced=number(solution),
+        question=f"Solve for x: {equation}",
+        answer=str(x),
+        steps=steps,
+        traced=number(solution),
         facts={"a": a, "b": b, "c": c, "e": e},
     )
 
@@ -79,14 +87,21 @@ def system(rng: random.Random, digits: int) -> Worked:
     ]
     k, r = b1 * a2 - b2 * a1, c1 * a2 - c2 * a1
     y_found = Fraction(r, k)
-    steps.append(f"Subtracting: ({b1 * a2} - {paren(b2 * a1)})y = {c1 * a2} - {paren(c2 * a1)}, so {k}y = {r} and y = {number(y_found)}.")
+    steps.append(
+        f"Subtracting: ({b1 * a2} - {paren(b2 * a1)})y = {c1 * a2} - {paren(c2 * a1)}, so {k}y = {r} and y = {number(y_found)}."
+    )
     x_found = (c1 - b1 * y_found) / a1
-    steps.append(f"Put y = {number(y_found)} into the first equation: {a1}x = {c1} - {paren(b1)} × {paren(y_found)} = {number(c1 - b1 * y_found)}, so x = {number(x_found)}.")
+    steps.append(
+        f"Put y = {number(y_found)} into the first equation: {a1}x = {c1} - {paren(b1)} × {paren(y_found)} = {number(c1 - b1 * y_found)}, so x = {number(x_found)}."
+    )
     steps.append(
         f"Check the second equation: {a2} × {paren(x_found)} {signed(b2)} × {paren(y_found)} = {number(a2 * x_found + b2 * y_found)}, which is {c2}."
     )
     return Worked(
         question=f"Solve the system of equations\n{first}\n{second}\nGive the answer as an ordered pair (x, y).",
-        answer=f"({x}, {y})", steps=steps, traced=f"({number(x_found)}, {number(y_found)})", answer_format="math",
+        answer=f"({x}, {y})",
+        steps=steps,
+        traced=f"({number(x_found)}, {number(y_found)})",
+        answer_format="math",
         facts={"a1": a1, "b1": b1, "c1": c1, "a2": a2, "b2": b2, "c2": c2},
     )

@@ -58,12 +58,18 @@ def column_sum(a: Decimal, b: Decimal) -> tuple[list[str], Decimal]:
         carried = " + 1 carried" if carry else ""
         carry = total // 10
         out.append(total % 10)
-        steps.append(f"{place(i - shift)}: {x} + {y}{carried} = {total}, write {total % 10}" + (", carry 1" if carry else ""))
+        steps.append(
+            f"{place(i - shift)}: {x} + {y}{carried} = {total}, write {total % 10}" + (", carry 1" if carry else "")
+        )
     if carry:
         out.append(1)
         steps.append("The last carry 1 becomes the leading digit.")
     result = _read(out, shift)
-    steps.append(f"Reading the digits, with the decimal point back in place: {number(result)}" if shift else f"Reading the digits: {number(result)}")
+    steps.append(
+        f"Reading the digits, with the decimal point back in place: {number(result)}"
+        if shift
+        else f"Reading the digits: {number(result)}"
+    )
     return steps, result
 
 
@@ -76,7 +82,9 @@ def column_difference(a: Decimal, b: Decimal) -> tuple[list[str], Decimal]:
         top = x - borrow
         shown = f"{x} - 1 borrowed = {top}, " if borrow else ""
         if top < y:
-            steps.append(f"{place(i - shift)}: {shown}{top} is less than {y}, so borrow 1: {top + 10} - {y} = {top + 10 - y}, write {top + 10 - y}")
+            steps.append(
+                f"{place(i - shift)}: {shown}{top} is less than {y}, so borrow 1: {top + 10} - {y} = {top + 10 - y}, write {top + 10 - y}"
+            )
             out.append(top + 10 - y)
             borrow = 1
         else:
@@ -107,8 +115,12 @@ def addition(rng: random.Random, digits: int, decimals: bool = False) -> Worked:
         a, b = b, a
     steps, result = column_sum(a, b)
     return Worked(
-        question=f"What is {number(a)} + {number(b)}?", answer=number(a + b), steps=[f"Add {number(a)} and {number(b)}.", *steps],
-        traced=number(result), answer_format="math" if decimals else "integer", facts={"a": number(a), "b": number(b)},
+        question=f"What is {number(a)} + {number(b)}?",
+        answer=number(a + b),
+        steps=[f"Add {number(a)} and {number(b)}.", *steps],
+        traced=number(result),
+        answer_format="math" if decimals else "integer",
+        facts={"a": number(a), "b": number(b)},
     )
 
 
@@ -118,7 +130,9 @@ def subtraction(rng: random.Random, digits: int, decimals: bool = False) -> Work
         a, b = b, a  # the smaller minus the larger half of the time: a negative answer
     steps = [f"Compute {number(a)} - {number(b)}."]
     if a < b:
-        steps.append(f"{number(b)} is larger than {number(a)}, so the result is negative: {number(a)} - {number(b)} = -({number(b)} - {number(a)}).")
+        steps.append(
+            f"{number(b)} is larger than {number(a)}, so the result is negative: {number(a)} - {number(b)} = -({number(b)} - {number(a)})."
+        )
         worked, difference = column_difference(b, a)
         steps += worked + [f"So {number(a)} - {number(b)} = {number(-difference)}."]
         result = -difference
@@ -126,8 +140,12 @@ def subtraction(rng: random.Random, digits: int, decimals: bool = False) -> Work
         worked, result = column_difference(a, b)
         steps += worked
     return Worked(
-        question=f"What is {number(a)} - {number(b)}?", answer=number(a - b), steps=steps, traced=number(result),
-        answer_format="math" if decimals else "integer", facts={"a": number(a), "b": number(b)},
+        question=f"What is {number(a)} - {number(b)}?",
+        answer=number(a - b),
+        steps=steps,
+        traced=number(result),
+        answer_format="math" if decimals else "integer",
+        facts={"a": number(a), "b": number(b)},
     )
 
 
@@ -175,7 +193,9 @@ def multiplication(rng: random.Random, digits: int) -> Worked:
         steps.append(f"{total} + {p} = {total + p}")
         total += p
     steps.append(f"So {a} × {b} = {total}.")
-    return Worked(question=f"What is {a} × {b}?", answer=str(a * b), steps=steps, traced=str(total), facts={"a": a, "b": b})
+    return Worked(
+        question=f"What is {a} × {b}?", answer=str(a * b), steps=steps, traced=str(total), facts={"a": a, "b": b}
+    )
 
 
 def remainder(rng: random.Random, digits: int) -> Worked:
@@ -192,4 +212,10 @@ def remainder(rng: random.Random, digits: int) -> Worked:
             steps.append(f"{lead} = {q} × {m} + {value - q * m}: remainder {value - q * m}.")
         r = value % m
     steps.append(f"So the remainder of {a} divided by {m} is {r}.")
-    return Worked(question=f"What is the remainder when {a} is divided by {m}?", answer=str(a % m), steps=steps, traced=str(r), facts={"a": a, "m": m})
+    return Worked(
+        question=f"What is the remainder when {a} is divided by {m}?",
+        answer=str(a % m),
+        steps=steps,
+        traced=str(r),
+        facts={"a": a, "m": m},
+    )

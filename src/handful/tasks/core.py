@@ -50,7 +50,11 @@ def number(value: int | Decimal | Fraction) -> str:
     if isinstance(value, Fraction):
         if value.denominator == 1:
             return str(value.numerator)
-        return f"\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}" if value > 0 else f"-\\frac{{{-value.numerator}}}{{{value.denominator}}}"
+        return (
+            f"\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+            if value > 0
+            else f"-\\frac{{{-value.numerator}}}{{{value.denominator}}}"
+        )
     if isinstance(value, Decimal):
         text = format(value, "f")
         if "." in text:

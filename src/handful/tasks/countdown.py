@@ -15,8 +15,13 @@ from handful.tasks.core import Worked, number
 
 _OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _SPELLED = [
-    (r"\\times|×|\\cdot|·|∗", "*"), (r"\\div|÷", "/"), (r"−|–", "-"), (r"\\left|\\right|\\[,;!]|\$", ""),
-    (r"\\\(|\\\)|\\\[|\\\]", ""), (r"\[", "("), (r"\]", ")"),
+    (r"\\times|×|\\cdot|·|∗", "*"),
+    (r"\\div|÷", "/"),
+    (r"−|–", "-"),
+    (r"\\left|\\right|\\[,;!]|\$", ""),
+    (r"\\\(|\\\)|\\\[|\\\]", ""),
+    (r"\[", "("),
+    (r"\]", ")"),
 ]
 _FRAC = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
 
@@ -89,7 +94,9 @@ def countdown(rng: random.Random, count: int) -> Worked:
             options = ["+", "*"] + (["-"] if vx > vy else []) + (["/"] if vy > 1 and (vx / vy).denominator == 1 else [])
             op = rng.choice(options)
             value = {"+": vx + vy, "-": vx - vy, "*": vx * vy, "/": vx / vy if vy else 0}[op]
-            steps.append(f"{number(vx)} {op} {number(vy)} = {number(value)}; left: {', '.join([number(v) for _, v in pool] + [number(value)])}")
+            steps.append(
+                f"{number(vx)} {op} {number(vy)} = {number(value)}; left: {', '.join([number(v) for _, v in pool] + [number(value)])}"
+            )
             pool.append((f"({x} {op} {y})" if len(pool) else f"{x} {op} {y}", value))
         expression, target = pool[0]
         if 1 <= target <= 999 and target.denominator == 1 and int(target) not in numbers:
@@ -104,6 +111,11 @@ def countdown(rng: random.Random, count: int) -> Worked:
             f"Using the numbers {shown}, each exactly once, and the operations +, -, *, / (with parentheses as needed), "
             f"write an expression that equals {number(target)}. Give the expression as your answer."
         ),
-        answer=number(target), steps=steps, traced=number(value), answer_format="countdown", boxed=expression,
-        operands=[str(n) for n in numbers], facts={"numbers": numbers},
+        answer=number(target),
+        steps=steps,
+        traced=number(value),
+        answer_format="countdown",
+        boxed=expression,
+        operands=[str(n) for n in numbers],
+        facts={"numbers": numbers},
     )

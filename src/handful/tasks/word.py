@@ -11,15 +11,48 @@ import random
 from handful.tasks.core import Worked
 
 PEOPLE = [
-    ("Ana", "she"), ("Bruno", "he"), ("Chen", "he"), ("Dalia", "she"), ("Emeka", "he"), ("Farah", "she"), ("Goran", "he"),
-    ("Hana", "she"), ("Ines", "she"), ("Jamal", "he"), ("Kofi", "he"), ("Lena", "she"), ("Mateo", "he"), ("Nadia", "she"),
-    ("Olu", "he"), ("Priya", "she"), ("Quinn", "she"), ("Rafael", "he"), ("Sana", "she"), ("Tomas", "he"), ("Uma", "she"),
-    ("Viktor", "he"), ("Wen", "she"), ("Yusuf", "he"), ("Zara", "she"), ("Aiko", "she"), ("Bilal", "he"), ("Carmen", "she"),
+    ("Ana", "she"),
+    ("Bruno", "he"),
+    ("Chen", "he"),
+    ("Dalia", "she"),
+    ("Emeka", "he"),
+    ("Farah", "she"),
+    ("Goran", "he"),
+    ("Hana", "she"),
+    ("Ines", "she"),
+    ("Jamal", "he"),
+    ("Kofi", "he"),
+    ("Lena", "she"),
+    ("Mateo", "he"),
+    ("Nadia", "she"),
+    ("Olu", "he"),
+    ("Priya", "she"),
+    ("Quinn", "she"),
+    ("Rafael", "he"),
+    ("Sana", "she"),
+    ("Tomas", "he"),
+    ("Uma", "she"),
+    ("Viktor", "he"),
+    ("Wen", "she"),
+    ("Yusuf", "he"),
+    ("Zara", "she"),
+    ("Aiko", "she"),
+    ("Bilal", "he"),
+    ("Carmen", "she"),
 ]
 GOODS = [
-    ("notebook", "notebooks"), ("pencil", "pencils"), ("apple", "apples"), ("mug", "mugs"), ("ticket", "tickets"),
-    ("candle", "candles"), ("sandwich", "sandwiches"), ("plant", "plants"), ("scarf", "scarves"), ("puzzle", "puzzles"),
-    ("battery", "batteries"), ("bowl", "bowls"),
+    ("notebook", "notebooks"),
+    ("pencil", "pencils"),
+    ("apple", "apples"),
+    ("mug", "mugs"),
+    ("ticket", "tickets"),
+    ("candle", "candles"),
+    ("sandwich", "sandwiches"),
+    ("plant", "plants"),
+    ("scarf", "scarves"),
+    ("puzzle", "puzzles"),
+    ("battery", "batteries"),
+    ("bowl", "bowls"),
 ]
 THINGS = ["stickers", "marbles", "stamps", "trading cards", "seashells", "postcards", "beads", "coins"]
 EXPENSES = ["groceries", "a bus pass", "a gift", "books", "rent for a stall", "paint", "a phone bill", "shoes"]
@@ -69,7 +102,9 @@ def collection(rng: random.Random, steps: int) -> tuple[str, str, list[str], int
         else:
             packs, each = rng.randint(2, 6), rng.randint(3, 12)
             sentences.append(f"{day}, {pronoun} buys {packs} packs with {each} {things} in each pack.")
-            lines.append(f"{day}: {packs} × {each} = {packs * each} new, and {have} + {packs * each} = {have + packs * each}.")
+            lines.append(
+                f"{day}: {packs} × {each} = {packs * each} new, and {have} + {packs * each} = {have + packs * each}."
+            )
             have += packs * each
     return " ".join(sentences), f"How many {things} does {name} have at the end?", lines, have, name
 
@@ -100,12 +135,14 @@ def distractor(rng: random.Random, name: str) -> tuple[str, str]:
     """An irrelevant sentence with a number in it, and the line that sets it aside."""
     relative, _ = _person(rng, name)
     n = rng.randint(2, 40)
-    sentence, subject = rng.choice([
-        (f"{name}'s cousin {relative} is {n} years older than {name}.", "the cousin's age"),
-        (f"The shop is {n} minutes' walk from {name}'s home.", "the walk to the shop"),
-        (f"{n} of the items are wrapped in blue paper.", "the blue paper"),
-        (f"Last year, {name} did the same thing {n} times.", "last year"),
-    ])
+    sentence, subject = rng.choice(
+        [
+            (f"{name}'s cousin {relative} is {n} years older than {name}.", "the cousin's age"),
+            (f"The shop is {n} minutes' walk from {name}'s home.", "the walk to the shop"),
+            (f"{n} of the items are wrapped in blue paper.", "the blue paper"),
+            (f"Last year, {name} did the same thing {n} times.", "last year"),
+        ]
+    )
     return sentence, f"The sentence about {subject} does not change the answer, so it is set aside."
 
 
@@ -118,7 +155,9 @@ def template(rng: random.Random, steps: int, noise: bool = False) -> Worked:
         lines = [aside, *lines]
     # The trace's last line states the result; the answer is the simulated state itself.
     traced = lines[-1].rsplit("= ", 1)[1].rstrip(".").lstrip("$")
-    return Worked(question=f"{story} {ask}", answer=str(answer), steps=lines, traced=traced, facts={"family": family.__name__})
+    return Worked(
+        question=f"{story} {ask}", answer=str(answer), steps=lines, traced=traced, facts={"family": family.__name__}
+    )
 
 
 def template_noise(rng: random.Random, steps: int) -> Worked:

@@ -25,17 +25,37 @@ def training_arguments(config_class, recipe: Schedule, out: Path, *, has_eval: b
     cuda = torch.cuda.is_available()
     bf16 = recipe.bf16 if recipe.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
     kwargs = dict(
-        output_dir=str(out), num_train_epochs=recipe.epochs, max_steps=recipe.max_steps, learning_rate=recipe.lr,
-        lr_scheduler_type=recipe.scheduler, warmup_steps=recipe.warmup, weight_decay=recipe.weight_decay,
-        adam_beta1=recipe.adam_betas[0], adam_beta2=recipe.adam_betas[1], per_device_train_batch_size=recipe.batch_size,
-        per_device_eval_batch_size=recipe.batch_size, gradient_accumulation_steps=recipe.grad_accum, bf16=bf16, use_cpu=not cuda,
-        activation_checkpointing=recipe.gradient_checkpointing, seed=recipe.seed, save_strategy="steps", save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit, logging_steps=recipe.logging_steps, report_to=trackers(recipe.report_to),
+        output_dir=str(out),
+        num_train_epochs=recipe.epochs,
+        max_steps=recipe.max_steps,
+        learning_rate=recipe.lr,
+        lr_scheduler_type=recipe.scheduler,
+        warmup_steps=recipe.warmup,
+        weight_decay=recipe.weight_decay,
+        adam_beta1=recipe.adam_betas[0],
+        adam_beta2=recipe.adam_betas[1],
+        per_device_train_batch_size=recipe.batch_size,
+        per_device_eval_batch_size=recipe.batch_size,
+        gradient_accumulation_steps=recipe.grad_accum,
+        bf16=bf16,
+        use_cpu=not cuda,
+        activation_checkpointing=recipe.gradient_checkpointing,
+        seed=recipe.seed,
+        save_strategy="steps",
+        save_steps=recipe.save_steps,
+        save_total_limit=recipe.save_total_limit,
+        logging_steps=recipe.logging_steps,
+        report_to=trackers(recipe.report_to),
     )
     if has_eval:
         # The checkpoint is chosen on held-out training data, never on a test benchmark.
-        kwargs.update(eval_strategy="steps", eval_steps=recipe.save_steps, load_best_model_at_end=True,
-                      metric_for_best_model="eval_loss", greater_is_better=False)
+        kwargs.update(
+            eval_strategy="steps",
+            eval_steps=recipe.save_steps,
+            load_best_model_at_end=True,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
+        )
     return config_class(**kwargs, **extra)
 
 
@@ -44,7 +64,13 @@ def lora_config(lora: LoraSettings):
         return None
     from peft import LoraConfig
 
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
 
 
 def _finish(folder: Path, tokenizer, base: ResolvedModel) -> None:
@@ -76,7 +102,11 @@ def write_manifest(out: Path, recipe, summary: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     from handful.evaluation import versions
 
-    record = {"recipe": recipe.model_dump(mode="json"), "versions": versions("trl", "peft", "accelerate", "datasets"), **summary}
+    record = {
+        "recipe": recipe.model_dump(mode="json"),
+        "versions": versions("trl", "peft", "accelerate", "datasets"),
+        **summary,
+    }
     tmp = out / "train.json.tmp"
     tmp.write_text(json.dumps(record, indent=2, default=str))
     tmp.replace(out / "train.json")

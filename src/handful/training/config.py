@@ -6,6 +6,7 @@ DAPO's). Shipped presets live in `handful/recipes/` (`sft-s1`, `sft-limo`, `sft-
 from __future__ import annotations
 
 from pathlib import Path
+
 from pydantic import Field
 
 from handful.config import Config
@@ -42,7 +43,9 @@ class Schedule(Config):
     save_steps: int = Field(default=50, ge=1)
     save_total_limit: int | None = 3
     logging_steps: int = Field(default=5, ge=1)
-    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"], description="tensorboard, wandb, mlflow (when installed), or none")
+    report_to: list[str] = Field(
+        default_factory=lambda: ["tensorboard"], description="tensorboard, wandb, mlflow (when installed), or none"
+    )
     lora: LoraSettings = Field(default_factory=LoraSettings)
 
 
@@ -50,7 +53,9 @@ class SFTRecipe(Schedule):
     data: str | None = Field(default=None, description="sft.jsonl from `handful distill`")
     max_seq_len: int = Field(default=1024, ge=16)
     packing: bool = False
-    val_fraction: float = Field(default=0.1, ge=0, lt=1, description="held out to choose the checkpoint; never the test benchmarks")
+    val_fraction: float = Field(
+        default=0.1, ge=0, lt=1, description="held out to choose the checkpoint; never the test benchmarks"
+    )
     eval_benchmark: list[str] = Field(default_factory=list, description="evaluated on the chosen checkpoint at the end")
     eval_limit: int | None = None
     eval_max_tokens: int = 512
@@ -77,10 +82,16 @@ class GRPORecipe(Schedule):
     epsilon_high: float | None = None
     scale_rewards: str = "group"
     mask_truncated_completions: bool = False
-    rewards: dict[str, float] = Field(default_factory=lambda: {"accuracy": 1.0, "format": 0.0, "overlong": 0.0},
-                                      description="reward name: weight (accuracy, format, overlong)")
-    overlong_buffer: int = Field(default=64, ge=0, description="tokens before the limit where the overlong penalty ramps up")
-    context_schedule: list[ContextStage] = Field(default_factory=list, description="stages run one after another, each resuming the last")
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"accuracy": 1.0, "format": 0.0, "overlong": 0.0},
+        description="reward name: weight (accuracy, format, overlong)",
+    )
+    overlong_buffer: int = Field(
+        default=64, ge=0, description="tokens before the limit where the overlong penalty ramps up"
+    )
+    context_schedule: list[ContextStage] = Field(
+        default_factory=list, description="stages run one after another, each resuming the last"
+    )
     use_vllm: bool = False
 
 
@@ -93,7 +104,9 @@ def shipped_file(kind: str, folder: Path, name_or_path: str | Path) -> Path:
     if shipped.exists():
         return shipped
     known = sorted(p.stem for p in folder.glob("*.yaml"))
-    raise ConfigError(f"{kind} {str(name_or_path)!r}: no such file, and none shipped by that name; shipped: {', '.join(known)}")
+    raise ConfigError(
+        f"{kind} {str(name_or_path)!r}: no such file, and none shipped by that name; shipped: {', '.join(known)}"
+    )
 
 
 def recipe_path(name_or_path: str | Path) -> Path:

@@ -46,7 +46,16 @@ def command(name: str, argv: list[str]) -> list[str]:
     settings = yaml.safe_load(path.read_text()) or {}
     if settings.get("distributed_type") == "MULTI_CPU" and not settings.get("mpirun_config"):
         count = int(settings.get("num_processes", 2))
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={count}", "-m", "handful", *args]
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={count}",
+            "-m",
+            "handful",
+            *args,
+        ]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(path), "-m", "handful", *args]
 
 

@@ -35,7 +35,16 @@ class Rewards:
 
     __name__ = "reward"
 
-    def __init__(self, spec: ModelSpec, weights: dict[str, float], limit: int, buffer: int, *, require_closed_thinking: bool = False, timeout: float = 5.0):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        weights: dict[str, float],
+        limit: int,
+        buffer: int,
+        *,
+        require_closed_thinking: bool = False,
+        timeout: float = 5.0,
+    ):
         unknown = sorted(set(weights) - {"accuracy", "format", "overlong"})
         if unknown:
             from handful.errors import ConfigError
@@ -48,25 +57,58 @@ class Rewards:
         full = self.spec.think_open + text if self.spec.open_thinking else text
         closed = self.spec.think_close in full
         grade = check_with_deadline(
-            GradeRequest(full, gold, answer_format, tuple(choices) if choices else None, (self.spec.think_open, self.spec.think_close)), self.timeout
+            GradeRequest(
+                full,
+                gold,
+                answer_format,
+                tuple(choices) if choices else None,
+                (self.spec.think_open, self.spec.think_close),
+            ),
+            self.timeout,
         )
         after_thinking = not grade.method.endswith("@thinking")
         thinks = self.spec.think_open in full
-        accurate = grade.correct and (after_thinking or not self.require_closed_thinking) and (closed or not (thinks and self.require_closed_thinking))
+        accurate = (
+            grade.correct
+            and (after_thinking or not self.require_closed_thinking)
+            and (closed or not (thinks and self.require_closed_thinking))
+        )
         answer_part = full.split(self.spec.think_close, 1)[1] if closed else ("" if thinks else full)
         formatted = "\\boxed{" in answer_part
         soft_start = self.limit - self.buffer
-        overlong = 0.0 if tokens <= soft_start else (-1.0 if tokens >= self.limit else (soft_start - tokens) / max(self.buffer, 1))
+        overlong = (
+            0.0
+            if tokens <= soft_start
+            else (-1.0 if tokens >= self.limit else (soft_start - tokens) / max(self.buffer, 1))
+        )
         return {"accuracy": float(accurate), "format": float(formatted), "overlong": overlong}
 
-    def __call__(self, prompts=None, completions=None, completion_ids=None, answer=None, answer_format=None, choices=None, log_metric=None, **_):
+    def __call__(
+        self,
+        prompts=None,
+        completions=None,
+        completion_ids=None,
+        answer=None,
+        answer_format=None,
+        choices=None,
+        log_metric=None,
+        **_,
+    ):
         rows = [
             self.parts(_text(c), len(ids), gold, fmt or "math", ch)
-            for c, ids, gold, fmt, ch in zip(completions, completion_ids, answer, answer_format or ["math"] * len(completions), choices or [None] * len(completions))
+            for c, ids, gold, fmt, ch in zip(
+                completions,
+                completion_ids,
+                answer,
+                answer_format or ["math"] * len(completions),
+                choices or [None] * len(completions),
+            )
         ]
         if log_metric is not None and rows:
             for name in ("accuracy", "format", "overlong"):
                 log_metric(f"rewards_parts/{name}", sum(r[name] for r in rows) / len(rows))
-            log_metric("monitor/format_without_accuracy", sum(r["format"] and not r["accuracy"] for r in rows) / len(rows))
+            log_metric(
+                "monitor/format_without_accuracy", sum(r["format"] and not r["accuracy"] for r in rows) / len(rows)
+            )
             log_metric("monitor/repetition", sum(repeats(list(ids)) for ids in completion_ids) / len(rows))
         return [sum(self.weights.get(name, 0.0) * value for name, value in r.items()) for r in rows]

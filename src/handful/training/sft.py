@@ -37,7 +37,11 @@ def load_pairs(path: str | Path) -> list[dict]:
         if not isinstance(chat, list) or not chat:
             raise RecordError(f"{where}: field 'messages' must be a non-empty list of chat turns")
         for i, turn in enumerate(chat):
-            if not isinstance(turn, dict) or not isinstance(turn.get("role"), str) or not isinstance(turn.get("content"), str):
+            if (
+                not isinstance(turn, dict)
+                or not isinstance(turn.get("role"), str)
+                or not isinstance(turn.get("content"), str)
+            ):
                 raise RecordError(f"{where}: messages[{i}] must have string 'role' and 'content'")
         if chat[-1]["role"] != "assistant" or len(chat) < 2:
             raise RecordError(f"{where}: the last turn must be the assistant's, after at least one other")
@@ -49,7 +53,9 @@ def lengths(pairs: list[dict], tokenizer) -> list[tuple[int, int]]:
     """(prompt tokens, prompt + completion tokens) as the chat template renders them."""
     out = []
     for pair in pairs:
-        prompt = tokenizer.apply_chat_template(pair["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False)
+        prompt = tokenizer.apply_chat_template(
+            pair["prompt"], add_generation_prompt=True, tokenize=True, return_dict=False
+        )
         full = tokenizer.apply_chat_template(pair["prompt"] + pair["completion"], tokenize=True, return_dict=False)
         out.append((len(prompt), len(full)))
     return out
@@ -58,9 +64,14 @@ def lengths(pairs: list[dict], tokenizer) -> list[tuple[int, int]]:
 def truncation(sizes: list[tuple[int, int]], max_len: int) -> dict:
     cut = [full - max_len for _, full in sizes if full > max_len]
     no_response = sum(prompt >= max_len for prompt, _ in sizes)
-    return {"samples": len(sizes), "truncated": len(cut), "tokens_cut_mean": round(sum(cut) / len(cut), 1) if cut else 0,
-            "tokens_cut_max": max(cut, default=0), "prompt_fills_max_len": no_response,
-            "longest": max((full for _, full in sizes), default=0)}
+    return {
+        "samples": len(sizes),
+        "truncated": len(cut),
+        "tokens_cut_mean": round(sum(cut) / len(cut), 1) if cut else 0,
+        "tokens_cut_max": max(cut, default=0),
+        "prompt_fills_max_len": no_response,
+        "longest": max((full for _, full in sizes), default=0),
+    }
 
 
 def split(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -93,17 +104,31 @@ def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False, conso
     pairs = load_pairs(recipe.data)
     cut = truncation(lengths(pairs, tokenizer), recipe.max_seq_len)
     if cut["truncated"] and console is not None:
-        console.print(f"[yellow]warning:[/] {cut['truncated']} of {cut['samples']} samples are longer than max_seq_len={recipe.max_seq_len} "
-                      f"and lose {cut['tokens_cut_mean']} tokens on average (at most {cut['tokens_cut_max']}), their ends included")
+        console.print(
+            f"[yellow]warning:[/] {cut['truncated']} of {cut['samples']} samples are longer than max_seq_len={recipe.max_seq_len} "
+            f"and lose {cut['tokens_cut_mean']} tokens on average (at most {cut['tokens_cut_max']}), their ends included"
+        )
     train, val = split(pairs, recipe.val_fraction, recipe.seed)
     args = training_arguments(
-        SFTConfig, recipe, checkpoints, has_eval=bool(val),
-        max_length=recipe.max_seq_len, packing=recipe.packing, completion_only_loss=True, dataset_text_field="text",
+        SFTConfig,
+        recipe,
+        checkpoints,
+        has_eval=bool(val),
+        max_length=recipe.max_seq_len,
+        packing=recipe.packing,
+        completion_only_loss=True,
+        dataset_text_field="text",
     )
-    model = AutoModelForCausalLM.from_pretrained(model_ref.path, dtype=torch.bfloat16 if args.bf16 else torch.float32, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_ref.path, dtype=torch.bfloat16 if args.bf16 else torch.float32, use_safetensors=True
+    )
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(train), eval_dataset=Dataset.from_list(val) if val else None,
-        processing_class=tokenizer, peft_config=lora_config(recipe.lora),
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(val) if val else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(recipe.lora),
     )
     last = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if resume else []
     result = trainer.train(resume_from_checkpoint=str(last[-1]) if last else None)
@@ -112,20 +137,35 @@ def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False, conso
     saved = save_outputs(trainer, tokenizer, model_ref, recipe.lora, out)
     data_hash = hashlib.sha256(Path(recipe.data).read_bytes()).hexdigest()
     summary = {
-        "stage": "sft", "model": recipe.model, "base_path": model_ref.path, "data": str(recipe.data), "data_sha256": data_hash,
-        "train_samples": len(train), "validation_samples": len(val), "truncation": cut, "processes": trainer.args.world_size,
-        "train_loss": result.training_loss, "steps": trainer.state.global_step,
-        "best_checkpoint": trainer.state.best_model_checkpoint, "best_validation_loss": trainer.state.best_metric,
-        "log": trainer.state.log_history, "outputs": saved, "seconds": round(time.time() - started, 1), "resumed_from": str(last[-1]) if last else None,
+        "stage": "sft",
+        "model": recipe.model,
+        "base_path": model_ref.path,
+        "data": str(recipe.data),
+        "data_sha256": data_hash,
+        "train_samples": len(train),
+        "validation_samples": len(val),
+        "truncation": cut,
+        "processes": trainer.args.world_size,
+        "train_loss": result.training_loss,
+        "steps": trainer.state.global_step,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_validation_loss": trainer.state.best_metric,
+        "log": trainer.state.log_history,
+        "outputs": saved,
+        "seconds": round(time.time() - started, 1),
+        "resumed_from": str(last[-1]) if last else None,
     }
     write_manifest(out, recipe, summary)
     if recipe.eval_benchmark:
         from handful.config import EvalConfig
         from handful.evaluation import evaluate
 
-        cfg = EvalConfig(model=saved["eval_model"], benchmarks=recipe.eval_benchmark, limit=recipe.eval_limit,
-                         sampling={"max_tokens": recipe.eval_max_tokens})
+        cfg = EvalConfig(
+            model=saved["eval_model"],
+            benchmarks=recipe.eval_benchmark,
+            limit=recipe.eval_limit,
+            sampling={"max_tokens": recipe.eval_max_tokens},
+        )
         summary["eval"] = evaluate(cfg, out / "eval", console=console)["benchmarks"]
         write_manifest(out, recipe, summary)
     return summary
-
