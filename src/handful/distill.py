@@ -238,9 +238,15 @@ def _first(value):
     return value[0] if isinstance(value, list) and value else value
 
 
-def import_traces(
+def import_traces(path: str | Path, out: str | Path, **options) -> dict:
+    """Traces someone else made, as traces.jsonl and sft.jsonl, graded here."""
+    with RunDirectory(out) as folder:
+        return _import_traces(path, folder, **options)
+
+
+def _import_traces(
     path: str | Path,
-    out: str | Path,
+    out: Path,
     *,
     preset: str = "fields",
     mapping: dict[str, str] | None = None,
@@ -249,7 +255,6 @@ def import_traces(
     select: str = "shortest",
     name: str | None = None,
 ) -> dict:
-    """Traces someone else made, as traces.jsonl and sft.jsonl, graded here."""
     from handful.engines import Prompt, load_tokenizer
     from handful.engines.base import count_tokens, make_generation
     from handful.evaluation import grade_generations
@@ -258,8 +263,6 @@ def import_traces(
     if preset not in PRESETS:
         raise ConfigError(f"import format {preset!r}: use one of {', '.join(PRESETS)}")
     fields = {**PRESETS[preset], **(mapping or {})}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     model = resolve(student)
     spec = model.spec
     tokenizer = load_tokenizer(model)
