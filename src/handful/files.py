@@ -31,16 +31,16 @@ from handful.errors import ConfigError, HandfulError
 LOCK_FILE = ".handful.lock"
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
 URL_USERINFO = re.compile(r"(?<=://)[^/\s@\"'<>]+@")
-_SECRETS: set[str] = set()
+_SECRETS: dict[str, str] = {}  # value -> what it is, named in its place
 
 
 # ---- secrets -------------------------------------------------------------------------
 
 
-def register_secret(value: str | None) -> None:
+def register_secret(value: str | None, what: str = "a secret") -> None:
     """A value that must never be written anywhere (short ones too: they were named as secrets)."""
     if value and value.strip():
-        _SECRETS.add(value)
+        _SECRETS.setdefault(value, what)
 
 
 def register_config_secrets(node) -> None:
@@ -48,12 +48,14 @@ def register_config_secrets(node) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "api_key_env" and isinstance(value, str) and value:
-                register_secret(os.environ.get(value))
+                register_secret(os.environ.get(value), f"value of ${value}")
             elif isinstance(value, str) and "://" in value:
                 for userinfo in URL_USERINFO.findall(value):
                     login = unquote(userinfo[:-1])
-                    register_secret(login.partition(":")[2] or login)
-                    register_secret(base64.b64encode(login.encode()).decode())  # as sent in a Basic header
+                    register_secret(login.partition(":")[2] or login, "URL password")
+                    register_secret(
+                        base64.b64encode(login.encode()).decode(), "URL login"
+                    )  # as a Basic header sends it
             else:
                 register_config_secrets(value)
     elif isinstance(node, list):
@@ -62,13 +64,16 @@ def register_config_secrets(node) -> None:
 
 
 def redact(text: str) -> str:
-    values = set(_SECRETS)
-    values.update(v for name, v in os.environ.items() if SECRET_NAME.search(name) and len(v) >= 8)
+    """The text with every secret replaced by what it was: `[value of $NAME removed]`."""
+    values = dict(_SECRETS)
+    for name, value in os.environ.items():
+        if SECRET_NAME.search(name) and len(value) >= 8:
+            values.setdefault(value, f"value of ${name}")
     if "://" in text:
         text = URL_USERINFO.sub("[credentials removed]@", text)
     for value in sorted(values, key=len, reverse=True):  # longest first: one secret may contain another
         if value in text:
-            text = text.replace(value, "[secret removed]")
+            text = text.replace(value, f"[{values[value]} removed]")
     return text
 
 

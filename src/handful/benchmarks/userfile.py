@@ -11,6 +11,7 @@ id, solution, domain, choices (a list field: makes it multiple choice), format
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 
 from handful.errors import ConfigError, RecordError
 from handful.extract import last_boxed
+from handful.hub import hub_host, hub_reachable
 from handful.records import Problem, read_dicts
 
 MAPPING_KEYS = {"question", "answer", "answer_boxed", "id", "solution", "domain", "choices", "format", "name", "split"}
@@ -76,22 +78,13 @@ def _problem(row: dict, index: int, where: str, params: dict[str, str], name: st
 
 
 def _hub_reachable(spec: str) -> None:
-    """Offline, the hub client retries for about 25 s before it gives up: a failed name lookup
-    says the same at once. A dataset already in the local cache loads with HF_HUB_OFFLINE=1."""
-    import os
-    import socket
-    from urllib.parse import urlparse
-
     if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
-        return
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
+        return  # a copy in the local cache is asked for
+    if not hub_reachable():
         raise ConfigError(
-            f"benchmark {spec!r}: the hub ({host}) cannot be reached from here; download the dataset elsewhere and use "
-            "jsonl: or parquet:, or set HF_HUB_OFFLINE=1 to use a copy in the local cache"
-        ) from None
+            f"benchmark {spec!r}: the hub ({hub_host()}) cannot be reached from here; download the dataset elsewhere and "
+            "use jsonl: or parquet:, or set HF_HUB_OFFLINE=1 to use a copy in the local cache"
+        )
 
 
 def load_file(spec: str) -> list[Problem]:

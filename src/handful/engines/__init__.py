@@ -61,9 +61,14 @@ def load_tokenizer(model: ResolvedModel, trust_remote_code: bool = False):
 
     from transformers import AutoTokenizer
 
-    if not Path(model.path).is_dir() and model.path.count("/") != 1:
+    from handful.hub import hub_reachable
+
+    local = Path(model.path).is_dir()
+    if not local and model.path.count("/") != 1:
         return None  # a name only a server knows: nothing to load, and no hub to ask
     try:
-        return AutoTokenizer.from_pretrained(model.path, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(
+            model.path, trust_remote_code=trust_remote_code, local_files_only=not local and not hub_reachable()
+        )
     except (OSError, ValueError):
         return None
