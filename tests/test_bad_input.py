@@ -135,6 +135,12 @@ def echo_server():
     s.close()
 
 
+def served_eval(out: Path, url: str, *extra) -> list:
+    """`handful eval` of one fresh one-digit sum, asked of a server."""
+    return ["eval", "--out", out, "--model", "smollm2-135m", "--engine", "openai", "--base-url", url,
+            "--benchmark", "dyn:addition?digits=1&n=1&seed=1", "--max-tokens", "8", *extra]  # fmt: skip
+
+
 def program_eval(out: Path, model: Path, *extra) -> list:
     return ["eval", "--out", out, "--model", model, "--engine", "program", *extra]
 
@@ -790,22 +796,7 @@ def test_unknown_names_suggest_the_closest(tmp_path):
 def test_a_200_answer_that_is_not_a_completion(tmp_path):
     server = Server(lambda path, headers, body: (200, {"object": "error", "detail": "upstream busy"}))
     try:
-        result = cli(
-            "eval",
-            "--out",
-            tmp_path / "out",
-            "--model",
-            "smollm2-135m",
-            "--engine",
-            "openai",
-            "--base-url",
-            server.url,
-            "--benchmark",
-            "dyn:addition?digits=1&n=1&seed=1",
-            "--max-tokens",
-            "8",
-        )
-        refused(result, "without a completion")
+        refused(cli(*served_eval(tmp_path / "out", server.url)), "without a completion")
     finally:
         server.close()
 
@@ -826,19 +817,7 @@ def test_a_server_that_never_answers_is_given_up_on_with_a_message(tmp_path):
     try:
         started = time.monotonic()
         result = cli(
-            "eval",
-            "--out",
-            tmp_path / "out",
-            "--model",
-            "smollm2-135m",
-            "--engine",
-            "openai",
-            "--base-url",
-            server.url,
-            "--benchmark",
-            "dyn:addition?digits=1&n=1&seed=1",
-            "--max-tokens",
-            "8",
+            *served_eval(tmp_path / "out", server.url),
             "--set",
             "engine.request_timeout=2",
             "--set",
