@@ -192,62 +192,62 @@ def generate(
     mine = fingerprint(cfg, by_benchmark)
     _check_run_dir(out, cfg, mine, samples_file)
     run_stamp = stamp(mine)
-    store = RecordStore(out / samples_file, Generation, key=lambda g: g.key)
-    tokenizer = load_tokenizer(model, cfg.engine.trust_remote_code)
-    todo = [
-        Prompt(
-            problem_id=p.id,
-            benchmark=name,
-            sample_index=i,
-            text=render(p, model.spec, tokenizer),
-            messages=messages(p, model.spec),
-        )
-        for name, ps in by_benchmark.items()
-        for p in ps
-        for i in range(cfg.n)
-        if f"{name}/{p.id}#{i}" not in store
-    ]
-    if todo:
-        engine = ENGINES[cfg.engine.name](model, cfg.engine, tokenizer)
-        columns = [
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[rate]}"),
-        ]
-        start, tokens, made = time.monotonic(), 0, 0
-        with Grader(cfg.grade.workers, cfg.grade.timeout) as grader, Progress(*columns, console=console) as bar:
-            task = bar.add_task(
-                escape(visible(f"{label} {cfg.model}")), total=len(todo) + len(store), completed=len(store), rate=""
+    # Closed whatever happens, so a failed run leaves no open file behind (a full disk must be unmountable).
+    with RecordStore(out / samples_file, Generation, key=lambda g: g.key) as store:
+        tokenizer = load_tokenizer(model, cfg.engine.trust_remote_code)
+        todo = [
+            Prompt(
+                problem_id=p.id,
+                benchmark=name,
+                sample_index=i,
+                text=render(p, model.spec, tokenizer),
+                messages=messages(p, model.spec),
             )
-
-            def keep(batch: list[Generation]) -> None:
-                nonlocal tokens, made
-                for g in grade_generations(grader, batch, problems, model.spec):
-                    g = g.model_copy(update={"metadata": {**g.metadata, "run": run_stamp}})
-                    store.add(annotate(g) if annotate else g)
-                made += len(batch)
-                tokens += sum(g.completion_tokens for g in batch)
-                elapsed = max(time.monotonic() - start, 1e-9)
-                bar.update(
-                    task, advance=len(batch), rate=f"{made / elapsed:.2f} samples/s, {tokens / elapsed:.1f} tok/s"
+            for name, ps in by_benchmark.items()
+            for p in ps
+            for i in range(cfg.n)
+            if f"{name}/{p.id}#{i}" not in store
+        ]
+        if todo:
+            engine = ENGINES[cfg.engine.name](model, cfg.engine, tokenizer)
+            columns = [
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[rate]}"),
+            ]
+            start, tokens, made = time.monotonic(), 0, 0
+            with Grader(cfg.grade.workers, cfg.grade.timeout) as grader, Progress(*columns, console=console) as bar:
+                task = bar.add_task(
+                    escape(visible(f"{label} {cfg.model}")), total=len(todo) + len(store), completed=len(store), rate=""
                 )
 
-            try:
-                step = chunk or len(todo)
-                for first in range(0, len(todo), step):
-                    if should_stop and should_stop():
-                        break
-                    engine.generate(
-                        todo[first : first + step],
-                        cfg.sampling,
-                        progress=keep,
-                        budget=cfg.budget if cfg.budget.active else None,
+                def keep(batch: list[Generation]) -> None:
+                    nonlocal tokens, made
+                    for g in grade_generations(grader, batch, problems, model.spec):
+                        g = g.model_copy(update={"metadata": {**g.metadata, "run": run_stamp}})
+                        store.add(annotate(g) if annotate else g)
+                    made += len(batch)
+                    tokens += sum(g.completion_tokens for g in batch)
+                    elapsed = max(time.monotonic() - start, 1e-9)
+                    bar.update(
+                        task, advance=len(batch), rate=f"{made / elapsed:.2f} samples/s, {tokens / elapsed:.1f} tok/s"
                     )
-            finally:
-                engine.close()
-    store.close()
+
+                try:
+                    step = chunk or len(todo)
+                    for first in range(0, len(todo), step):
+                        if should_stop and should_stop():
+                            break
+                        engine.generate(
+                            todo[first : first + step],
+                            cfg.sampling,
+                            progress=keep,
+                            budget=cfg.budget if cfg.budget.active else None,
+                        )
+                finally:
+                    engine.close()
     return cfg, by_benchmark, store.records
 
 
