@@ -4,9 +4,9 @@ model where `handful eval` can load it, and the run's manifest."""
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
+from handful.files import write_json
 from handful.models import SPEC_FILE, ResolvedModel
 from handful.training.config import LoraSettings, Schedule
 
@@ -107,6 +107,4 @@ def write_manifest(out: Path, recipe, summary: dict) -> None:
         "versions": versions("trl", "peft", "accelerate", "datasets"),
         **summary,
     }
-    tmp = out / "train.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    tmp.replace(out / "train.json")
+    write_json(out / "train.json", record)
