@@ -148,7 +148,8 @@ def test_a_real_run_with_hostile_names(tiny_model, tmp_path):
     """The same through `handful run`: the recipe's name and description, an eval run name and a
     benchmark name reach the page from the recipe, not from a hand-written manifest."""
     from handful.config import load_config
-    from handful.run import RunRecipe, run_recipe
+    from handful.recipe import RunRecipe
+    from handful.run import run_recipe
 
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps({"q": f"What is {i} + {i}?", "a": 2 * i}) + "\n" for i in range(2)))

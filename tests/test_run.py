@@ -13,7 +13,8 @@ from handful import manifest, report
 from handful.cli import app
 from handful.errors import ConfigError
 from handful.records import Generation, read_jsonl, write_jsonl
-from handful.run import RUN_RECIPES, describe, load_recipe, run_recipe
+from handful.recipe import RUN_RECIPES, load_recipe
+from handful.run import describe, run_recipe
 
 SECRET = "sk-test-0123456789abcdef"
 
@@ -62,7 +63,7 @@ def tiny_recipe(model: Path, **changes) -> dict:
 
 def run(recipe: dict, out: Path, events: list | None = None) -> dict:
     from handful.config import load_config
-    from handful.run import RunRecipe
+    from handful.recipe import RunRecipe
 
     text = yaml.safe_dump(recipe, sort_keys=False)
     path = out.parent / f"{out.name}.yaml"

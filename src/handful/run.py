@@ -1,211 +1,31 @@
 """`handful run`: the stages a recipe names, in one run directory, each resumable.
 
-    OUT/configs/STAGE.yaml   each stage's full settings (what its own command would read)
-    OUT/curate/  OUT/distill/  OUT/train/  OUT/eval/RUN/MODEL/  OUT/scale/MODEL/
-    OUT/stages.json          key, status, timings and command of every stage; every invocation
-    OUT/seeds.json           the seeds drawn for unseeded `dyn:` benchmarks, shared by all stages
-    OUT/manifest.json        (handful.manifest)
-
-A stage's key hashes its settings as the recipe states them (placeholders such as `@curate`
-unresolved, so a moved directory keeps its keys) and the keys of the stages it reads. A stage
-recorded as done under the same key is skipped; under another key its folder is moved to
-OUT/superseded/ (finished work is never deleted) and it runs again, and with it every stage
-that reads it. An interrupted stage keeps its key and resumes: each stage resumes by itself.
-
-Placeholders in stage settings: `@base` (the recipe's model), `@curate` (the selected
-problems), `@distill` (the fine-tuning set), `@train` (the trained model).
+The layout of the directory is `handful.layout`; the stages and their keys are
+`handful.recipe`. A stage recorded as done under the same key is skipped; under another key
+its folder is moved to OUT/superseded/ (finished work is never deleted) and it runs again, and
+with it every stage that reads it. An interrupted stage keeps its key and resumes: each stage
+resumes by itself. After the stages: the manifest, REPRODUCE.md, the report and the
+transparency score.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import resource
 import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import Field, field_validator, model_validator
 
 from handful import tasks
-from handful.config import Config, EvalConfig, load_config
-from handful.curation.config import CurateConfig
-from handful.distill import DistillConfig
 from handful.errors import ConfigError
-from handful.files import RunDirectory, inside, read_json, register_config_secrets, safe_name, write_json, write_text
-from handful.scaling import ScaleConfig
-from handful.training.config import GRPORecipe, SFTRecipe, recipe_path, shipped_file
-
-RUN_RECIPES = Path(__file__).resolve().parent / "recipes" / "runs"
-STATE, SEEDS = "stages.json", "seeds.json"
-
-
-class TrainStage(Config):
-    kind: Literal["sft", "grpo"] = "sft"
-    preset: str | None = Field(
-        default=None, description="a shipped training preset (sft-cpu-small, ...) or a YAML file"
-    )
-    settings: dict[str, Any] = Field(
-        default_factory=dict, description="settings over the preset, e.g. {epochs: 2, lora: {enabled: true}}"
-    )
-    accelerate: str | None = Field(
-        default=None,
-        description="launch through accelerate with this config (ddp, ddp-cpu, fsdp, deepspeed-zero3, or a file)",
-    )
-
-
-class EvalStage(Config):
-    purpose: str = Field(description="why these benchmarks: shown in the report, asked by the transparency checklist")
-    models: list[str] = Field(default_factory=lambda: ["@base", "@train"], min_length=1)
-    runs: dict[str, EvalConfig] = Field(
-        min_length=1, description="name: eval settings; each runs once per model (its `model` is replaced)"
-    )
-
-    @field_validator("runs")
-    @classmethod
-    def _names_are_folders(cls, runs: dict) -> dict:
-        for name in runs:
-            safe_name("eval run name", name)
-        return runs
-
-
-class ScaleStage(Config):
-    models: list[str] = Field(default_factory=lambda: ["@train"], min_length=1)
-    sweep: ScaleConfig = Field(default_factory=ScaleConfig)
-
-
-class RunRecipe(Config):
-    name: str = Field(description="the run's name: its default folder, runs/NAME")
-    description: str = ""
-    model: str = Field(default="smollm2-135m", description="the student: `@base` in every stage")
-    curate: CurateConfig | None = None
-    distill: DistillConfig | None = None
-    train: TrainStage | None = None
-    eval: EvalStage | None = None
-    scale: ScaleStage | None = None
-    release: dict[str, str] = Field(
-        default_factory=dict, description="where the run's data, traces, model, code and write-up are published (URLs)"
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_a_folder(cls, name: str) -> str:
-        return safe_name("recipe name", name)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_upstream_by_default(cls, data):
-        if isinstance(data, dict) and isinstance(data.get("distill"), dict) and "problems" not in data["distill"]:
-            data["distill"] = {**data["distill"], "problems": "@curate" if data.get("curate") else None}
-        return data
-
-
-def recipe_file(name_or_path: str | Path) -> Path:
-    return shipped_file("run recipe", RUN_RECIPES, name_or_path)
-
-
-def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> tuple[RunRecipe, str]:
-    path = recipe_file(name_or_path)
-    return load_config(RunRecipe, path, overrides), path.read_text(encoding="utf-8")
-
-
-@dataclass
-class Stage:
-    name: str  # curate, distill, train, eval/RUN/MODEL, scale/MODEL
-    kind: str
-    config: Any  # the pydantic settings, placeholders unresolved
-    needs: list[str]
-
-    @property
-    def slug(self) -> str:
-        return self.name.replace("/", "-")
-
-
-def _label(model: str) -> str:
-    """A model's folder name: its role, or its name with anything but letters, digits, '-', '_' and '.' made '-'."""
-    label = {"@base": "base", "@train": "trained"}.get(model) or "".join(
-        c if c.isalnum() or c in "-_." else "-" for c in model
-    ).strip("-.")
-    return safe_name("model label", label or "model")
-
-
-def _dotted(settings: dict, prefix: str = "") -> list[str]:
-    items = []
-    for key, value in settings.items():
-        if isinstance(value, dict) and value:
-            items += _dotted(value, f"{prefix}{key}.")
-        else:
-            items.append(f"{prefix}{key}={json.dumps(value)}")
-    return items
-
-
-def train_recipe(recipe: RunRecipe) -> SFTRecipe | GRPORecipe:
-    stage = recipe.train
-    kind = SFTRecipe if stage.kind == "sft" else GRPORecipe
-    defaults = {"model": "@base", **({"data": "@distill"} if stage.kind == "sft" else {"problems": "@curate"})}
-    preset = recipe_path(stage.preset) if stage.preset else None
-    given = yaml.safe_load(preset.read_text()) if preset else {}
-    fill = {k: v for k, v in defaults.items() if k not in given and k not in stage.settings}
-    fill["model"] = stage.settings.get("model", "@base")  # a preset's model is its paper's; the run trains its own
-    return load_config(kind, preset, _dotted(fill) + _dotted(stage.settings))
-
-
-def plan(recipe: RunRecipe, seeds: dict[str, str] | None = None) -> list[Stage]:
-    """The stages in order, with their settings as stated (placeholders unresolved)."""
-    seeds = seeds or {}
-    stages: list[Stage] = []
-    if recipe.curate:
-        stages.append(Stage("curate", "curate", recipe.curate, []))
-    if recipe.distill:
-        needs = ["curate"] if recipe.distill.problems == "@curate" else []
-        stages.append(Stage("distill", "distill", recipe.distill, needs))
-    if recipe.train:
-        cfg = train_recipe(recipe)
-        source = cfg.data if isinstance(cfg, SFTRecipe) else cfg.problems
-        needs = {"@distill": ["distill"], "@curate": ["curate"]}.get(source or "", [])
-        stages.append(Stage("train", recipe.train.kind, cfg, needs))
-    if recipe.eval:
-        for run_name, cfg in recipe.eval.runs.items():
-            for model in recipe.eval.models:
-                seeded = cfg.model_copy(
-                    update={"model": model, "benchmarks": [seeds.get(b, b) for b in cfg.benchmarks]}
-                )
-                stages.append(
-                    Stage(f"eval/{run_name}/{_label(model)}", "eval", seeded, ["train"] if model == "@train" else [])
-                )
-    if recipe.scale:
-        for model in recipe.scale.models:
-            sweep = recipe.scale.sweep
-            evaluation = sweep.eval.model_copy(
-                update={"model": model, "benchmarks": [seeds.get(b, b) for b in sweep.eval.benchmarks]}
-            )
-            stages.append(
-                Stage(
-                    f"scale/{_label(model)}",
-                    "scale",
-                    sweep.model_copy(update={"eval": evaluation}),
-                    ["train"] if model == "@train" else [],
-                )
-            )
-    names = {s.name for s in stages}
-    for s in stages:
-        missing = [n for n in s.needs if n not in names]
-        if missing:
-            raise ConfigError(
-                f"recipe {recipe.name}: stage {s.name} reads from {', '.join(missing)}, which the recipe does not run"
-            )
-    return stages
-
-
-def unseeded(recipe: RunRecipe) -> list[str]:
-    specs = [b for cfg in (recipe.eval.runs.values() if recipe.eval else []) for b in cfg.benchmarks]
-    specs += recipe.scale.sweep.eval.benchmarks if recipe.scale else []
-    return [s for s in dict.fromkeys(specs) if s.startswith(tasks.SCHEME) and "seed" not in tasks.parse_spec(s)[1]]
+from handful.files import RunDirectory, inside, read_json, register_config_secrets, write_json, write_text
+from handful.layout import RECIPE, REPORT, REPRODUCE, SEEDS, STATE, SUPERSEDED, config_path
+from handful.recipe import RunRecipe, Stage, keys, placeholders, plan, resolved, unseeded
+from handful.stages import STAGES, has_checkpoints
 
 
 def draw_seeds(recipe: RunRecipe, out: Path) -> dict[str, str]:
@@ -221,70 +41,9 @@ def draw_seeds(recipe: RunRecipe, out: Path) -> dict[str, str]:
     return seeds
 
 
-def keys(stages: list[Stage]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for s in stages:
-        body = {"kind": s.kind, "config": s.config.model_dump(mode="json"), "needs": {n: found[n] for n in s.needs}}
-        found[s.name] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    return found
-
-
-def trained_model(out: Path, recipe: RunRecipe) -> Path:
-    """Where the train stage leaves the model to evaluate (known before it runs)."""
-    cfg = train_recipe(recipe)
-    folder = out / "train"
-    if isinstance(cfg, GRPORecipe) and len(cfg.context_schedule) > 1:
-        folder = folder / f"stage-{len(cfg.context_schedule) - 1}"
-    return folder / ("adapter" if cfg.lora.enabled and not cfg.lora.merge else "model")
-
-
-def placeholders(recipe: RunRecipe, out: Path) -> dict[str, str]:
-    found = {
-        "@base": recipe.model,
-        "@curate": str(out / "curate" / "selected.jsonl"),
-        "@distill": str(out / "distill" / "sft.jsonl"),
-    }
-    if recipe.train:
-        found["@train"] = str(trained_model(out, recipe))
-    return found
-
-
-def resolved(config: Any, values: dict[str, str]) -> Any:
-    """The settings with every placeholder replaced by its path or model."""
-
-    def walk(node):
-        if isinstance(node, dict):
-            return {k: walk(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        if isinstance(node, str) and node.startswith("@"):
-            if node not in values:
-                raise ConfigError(f"{node}: no such placeholder here; known: {', '.join(sorted(values))}")
-            return values[node]
-        return node
-
-    return type(config).model_validate(walk(config.model_dump(mode="json")))
-
-
-def folder_of(out: Path, stage: Stage) -> Path:
-    return out / stage.name
-
-
-def config_path(out: Path, stage: Stage) -> Path:
-    return out / "configs" / f"{stage.slug}.yaml"
-
-
 def command(out: Path, stage: Stage, recipe: RunRecipe) -> list[str]:
     """The standalone command that does what this stage does."""
-    verb = {
-        "curate": ["curate"],
-        "distill": ["distill"],
-        "sft": ["train", "sft"],
-        "grpo": ["train", "grpo"],
-        "eval": ["eval"],
-        "scale": ["scale"],
-    }[stage.kind]
-    argv = [*verb, "--config", str(config_path(out, stage)), "--out", str(folder_of(out, stage))]
+    argv = [*STAGES[stage.kind].verb, "--config", str(config_path(out, stage.name)), "--out", str(out / stage.name)]
     if stage.name == "train" and recipe.train.accelerate:
         from handful.training import launch
 
@@ -305,20 +64,19 @@ def save_state(out: Path, state: dict) -> None:
 
 
 def _execute(stage: Stage, cfg: Any, folder: Path, recipe: RunRecipe, out: Path, console) -> dict:
+    # `console` is no longer used: the stages log through `logging` (the CLI shows it on stderr).
     if stage.kind == "curate":
+        import logging
+
         from handful.curation import curate
 
-        curate(
-            cfg,
-            folder,
-            console=console,
-            on_stage=lambda name, before, after: console and console.print(f"  {name}: {before} -> {after}"),
-        )
+        log = logging.getLogger(__name__)
+        curate(cfg, folder, on_stage=lambda name, before, after: log.info("  %s: %d -> %d", name, before, after))
         return {}
     if stage.kind == "distill":
         from handful.distill import distill
 
-        summary = distill(cfg, folder, console=console)
+        summary = distill(cfg, folder)
         if summary.get("stopped"):
             raise ConfigError(f"distill stopped: {summary['stopped']}")
         return {}
@@ -341,19 +99,19 @@ def _execute(stage: Stage, cfg: Any, folder: Path, recipe: RunRecipe, out: Path,
         if stage.kind == "sft":
             from handful.training.sft import train_sft
 
-            train_sft(cfg, folder, resume=resume, console=console)
+            train_sft(cfg, folder, resume=resume)
         else:
             from handful.training.grpo import train_grpo
 
-            train_grpo(cfg, folder, resume=resume, console=console)
+            train_grpo(cfg, folder, resume=resume)
         return {}
     if stage.kind == "eval":
         from handful.evaluation import evaluate
 
-        return {"scores": evaluate(cfg, folder, console=console)["benchmarks"]}
+        return {"scores": evaluate(cfg, folder)["benchmarks"]}
     from handful.scaling import scale
 
-    scale(cfg, folder, console=console)
+    scale(cfg, folder)
     return {}
 
 
@@ -387,19 +145,19 @@ def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, console, on_stag
     stage_keys = keys(stages)
     values = placeholders(recipe, out)
     settings = {stage.name: resolved(stage.config, values) for stage in stages}
-    write_text(out / "recipe.yaml", recipe_text)
+    write_text(out / RECIPE, recipe_text)
     state = load_state(out)
     state["invocations"].append({"argv": [Path(sys.argv[0]).name, *sys.argv[1:]], "started": time.time()})
     save_state(out, state)
     for stage in stages:
-        key, folder = stage_keys[stage.name], folder_of(out, stage)
+        key, folder = stage_keys[stage.name], out / stage.name
         record = state["stages"].get(stage.name)
         if record and record["key"] == key and record["status"] == "done":
             if on_stage:
                 on_stage(stage, "unchanged, skipped")
             continue
         if record and record["key"] != key and folder.exists():
-            aside = inside(out, out / "superseded" / f"{stage.slug}-{record['key'][:10]}")
+            aside = inside(out, out / SUPERSEDED / f"{stage.slug}-{record['key'][:10]}")
             inside(out, folder)
             if aside.exists():
                 shutil.rmtree(aside)  # an older copy of the very same settings
@@ -408,7 +166,7 @@ def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, console, on_stag
             if on_stage:
                 on_stage(stage, f"settings changed; the earlier results moved to {aside}")
         cfg = settings[stage.name]
-        write_text(config_path(out, stage), yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        write_text(config_path(out, stage.name), yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         resumed = bool(record and record["key"] == key)
         state["stages"][stage.name] = {
             "key": key,
@@ -466,7 +224,7 @@ def write_reproduce(out: Path, recipe: RunRecipe, state: dict, stages: list[Stag
     ]
     lines += [f"       {' '.join(state['stages'][s.name]['command'])}" for s in stages if s.name in state["stages"]]
     lines += ["", "4. Check the run: `handful transparency NEW` and `handful report NEW` (report.html).", ""]
-    write_text(out / "REPRODUCE.md", "\n".join(lines))
+    write_text(out / REPRODUCE, "\n".join(lines))
 
 
 def describe(recipe: RunRecipe, out: str | Path) -> list[dict]:

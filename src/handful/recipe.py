@@ -1,0 +1,245 @@
+"""A run recipe: the stages one `handful run` names, and the plan made from it.
+
+A recipe (YAML, `recipes/runs/`) names the student and, for each stage it wants, that stage's
+settings. `plan` turns it into stages in order, each with its settings as stated (placeholders
+such as `@curate` unresolved, so that a moved directory keeps its keys) and what it reads;
+`keys` hashes each stage's settings with the keys of the stages it reads, so that a change
+reruns the stage and everything downstream of it.
+
+Placeholders in stage settings: `@base` (the recipe's model), `@curate` (the selected
+problems), `@distill` (the fine-tuning set), `@train` (the trained model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from handful import tasks
+from handful.config import Config, EvalConfig, load_config
+from handful.curation.config import CurateConfig
+from handful.distill import DistillConfig
+from handful.errors import ConfigError
+from handful.files import safe_name
+from handful.layout import slug
+from handful.scaling import ScaleConfig
+from handful.training.config import GRPORecipe, SFTRecipe, recipe_path, shipped_file
+
+RUN_RECIPES = Path(__file__).resolve().parent / "recipes" / "runs"
+STATE, SEEDS = "stages.json", "seeds.json"
+
+
+class TrainStage(Config):
+    kind: Literal["sft", "grpo"] = "sft"
+    preset: str | None = Field(
+        default=None, description="a shipped training preset (sft-cpu-small, ...) or a YAML file"
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="settings over the preset, e.g. {epochs: 2, lora: {enabled: true}}"
+    )
+    accelerate: str | None = Field(
+        default=None,
+        description="launch through accelerate with this config (ddp, ddp-cpu, fsdp, deepspeed-zero3, or a file)",
+    )
+
+
+class EvalStage(Config):
+    purpose: str = Field(description="why these benchmarks: shown in the report, asked by the transparency checklist")
+    models: list[str] = Field(default_factory=lambda: ["@base", "@train"], min_length=1)
+    runs: dict[str, EvalConfig] = Field(
+        min_length=1, description="name: eval settings; each runs once per model (its `model` is replaced)"
+    )
+
+    @field_validator("runs")
+    @classmethod
+    def _names_are_folders(cls, runs: dict) -> dict:
+        for name in runs:
+            safe_name("eval run name", name)
+        return runs
+
+
+class ScaleStage(Config):
+    models: list[str] = Field(default_factory=lambda: ["@train"], min_length=1)
+    sweep: ScaleConfig = Field(default_factory=ScaleConfig)
+
+
+class RunRecipe(Config):
+    name: str = Field(description="the run's name: its default folder, runs/NAME")
+    description: str = ""
+    model: str = Field(default="smollm2-135m", description="the student: `@base` in every stage")
+    curate: CurateConfig | None = None
+    distill: DistillConfig | None = None
+    train: TrainStage | None = None
+    eval: EvalStage | None = None
+    scale: ScaleStage | None = None
+    release: dict[str, str] = Field(
+        default_factory=dict, description="where the run's data, traces, model, code and write-up are published (URLs)"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder(cls, name: str) -> str:
+        return safe_name("recipe name", name)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_upstream_by_default(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("distill"), dict) and "problems" not in data["distill"]:
+            data["distill"] = {**data["distill"], "problems": "@curate" if data.get("curate") else None}
+        return data
+
+
+def recipe_file(name_or_path: str | Path) -> Path:
+    return shipped_file("run recipe", RUN_RECIPES, name_or_path)
+
+
+def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> tuple[RunRecipe, str]:
+    path = recipe_file(name_or_path)
+    return load_config(RunRecipe, path, overrides), path.read_text(encoding="utf-8")
+
+
+@dataclass
+class Stage:
+    """One stage of a run: who it is (kind, and for eval and scale the eval run and the model),
+    its settings as the recipe states them (placeholders unresolved), and what it reads."""
+
+    name: str  # curate, distill, train, eval/RUN/MODEL, scale/MODEL: its folder under OUT
+    kind: str  # a key of handful.stages.STAGES
+    config: Any
+    needs: list[str]
+    run: str | None = None  # the eval run (eval stages)
+    model: str | None = None  # the model's label (eval and scale stages): base, trained, or its name
+
+    @property
+    def slug(self) -> str:
+        return slug(self.name)
+
+
+def _label(model: str) -> str:
+    """A model's folder name: its role, or its name with anything but letters, digits, '-', '_' and '.' made '-'."""
+    label = {"@base": "base", "@train": "trained"}.get(model) or "".join(
+        c if c.isalnum() or c in "-_." else "-" for c in model
+    ).strip("-.")
+    return safe_name("model label", label or "model")
+
+
+def _dotted(settings: dict, prefix: str = "") -> list[str]:
+    items = []
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            items += _dotted(value, f"{prefix}{key}.")
+        else:
+            items.append(f"{prefix}{key}={json.dumps(value)}")
+    return items
+
+
+def train_recipe(recipe: RunRecipe) -> SFTRecipe | GRPORecipe:
+    stage = recipe.train
+    kind = SFTRecipe if stage.kind == "sft" else GRPORecipe
+    defaults = {"model": "@base", **({"data": "@distill"} if stage.kind == "sft" else {"problems": "@curate"})}
+    preset = recipe_path(stage.preset) if stage.preset else None
+    given = yaml.safe_load(preset.read_text()) if preset else {}
+    fill = {k: v for k, v in defaults.items() if k not in given and k not in stage.settings}
+    fill["model"] = stage.settings.get("model", "@base")  # a preset's model is its paper's; the run trains its own
+    return load_config(kind, preset, _dotted(fill) + _dotted(stage.settings))
+
+
+def plan(recipe: RunRecipe, seeds: dict[str, str] | None = None) -> list[Stage]:
+    """The stages in order, with their settings as stated (placeholders unresolved)."""
+    seeds = seeds or {}
+    stages: list[Stage] = []
+    if recipe.curate:
+        stages.append(Stage("curate", "curate", recipe.curate, []))
+    if recipe.distill:
+        needs = ["curate"] if recipe.distill.problems == "@curate" else []
+        stages.append(Stage("distill", "distill", recipe.distill, needs))
+    if recipe.train:
+        cfg = train_recipe(recipe)
+        source = cfg.data if isinstance(cfg, SFTRecipe) else cfg.problems
+        needs = {"@distill": ["distill"], "@curate": ["curate"]}.get(source or "", [])
+        stages.append(Stage("train", recipe.train.kind, cfg, needs))
+    if recipe.eval:
+        for run_name, cfg in recipe.eval.runs.items():
+            for model in recipe.eval.models:
+                seeded = cfg.model_copy(
+                    update={"model": model, "benchmarks": [seeds.get(b, b) for b in cfg.benchmarks]}
+                )
+                label = _label(model)
+                needs = ["train"] if model == "@train" else []
+                stages.append(Stage(f"eval/{run_name}/{label}", "eval", seeded, needs, run=run_name, model=label))
+    if recipe.scale:
+        for model in recipe.scale.models:
+            sweep = recipe.scale.sweep
+            evaluation = sweep.eval.model_copy(
+                update={"model": model, "benchmarks": [seeds.get(b, b) for b in sweep.eval.benchmarks]}
+            )
+            label = _label(model)
+            needs = ["train"] if model == "@train" else []
+            stages.append(
+                Stage(f"scale/{label}", "scale", sweep.model_copy(update={"eval": evaluation}), needs, model=label)
+            )
+    names = {s.name for s in stages}
+    for s in stages:
+        missing = [n for n in s.needs if n not in names]
+        if missing:
+            raise ConfigError(
+                f"recipe {recipe.name}: stage {s.name} reads from {', '.join(missing)}, which the recipe does not run"
+            )
+    return stages
+
+
+def unseeded(recipe: RunRecipe) -> list[str]:
+    specs = [b for cfg in (recipe.eval.runs.values() if recipe.eval else []) for b in cfg.benchmarks]
+    specs += recipe.scale.sweep.eval.benchmarks if recipe.scale else []
+    return [s for s in dict.fromkeys(specs) if s.startswith(tasks.SCHEME) and "seed" not in tasks.parse_spec(s)[1]]
+
+
+def keys(stages: list[Stage]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for s in stages:
+        body = {"kind": s.kind, "config": s.config.model_dump(mode="json"), "needs": {n: found[n] for n in s.needs}}
+        found[s.name] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return found
+
+
+def trained_model(out: Path, recipe: RunRecipe) -> Path:
+    """Where the train stage leaves the model to evaluate (known before it runs)."""
+    cfg = train_recipe(recipe)
+    folder = out / "train"
+    if isinstance(cfg, GRPORecipe) and len(cfg.context_schedule) > 1:
+        folder = folder / f"stage-{len(cfg.context_schedule) - 1}"
+    return folder / ("adapter" if cfg.lora.enabled and not cfg.lora.merge else "model")
+
+
+def placeholders(recipe: RunRecipe, out: Path) -> dict[str, str]:
+    found = {
+        "@base": recipe.model,
+        "@curate": str(out / "curate" / "selected.jsonl"),
+        "@distill": str(out / "distill" / "sft.jsonl"),
+    }
+    if recipe.train:
+        found["@train"] = str(trained_model(out, recipe))
+    return found
+
+
+def resolved(config: Any, values: dict[str, str]) -> Any:
+    """The settings with every placeholder replaced by its path or model."""
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if isinstance(node, str) and node.startswith("@"):
+            if node not in values:
+                raise ConfigError(f"{node}: no such placeholder here; known: {', '.join(sorted(values))}")
+            return values[node]
+        return node
+
+    return type(config).model_validate(walk(config.model_dump(mode="json")))
