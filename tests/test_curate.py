@@ -1,4 +1,5 @@
 import json
+import logging
 import random
 import re
 import subprocess
@@ -141,9 +142,14 @@ def test_the_aime_pool_loses_its_math500_problems(tmp_path):
     assert len(selected) == 975 - len(read_jsonl(tmp_path / "removed.jsonl", Removal))
 
 
-def test_a_rerun_reuses_finished_stages_and_a_change_reruns_only_what_follows(tmp_path):
+def test_a_rerun_reuses_finished_stages_and_a_change_reruns_only_what_follows(tmp_path, caplog):
     cfg = CurateConfig(pools=["aime"], target=30, decontaminate={"benchmarks": ["aime24", "math500"]})
-    first = curate(cfg, tmp_path)
+    with caplog.at_level(logging.INFO, logger="handful.curation"):
+        first = curate(cfg, tmp_path)
+    # Without on_stage, each stage's count goes to the log.
+    counts = [f["count"] for f in first if not f.get("skipped")]
+    ran = [f["stage"] for f in first[1:] if not f.get("skipped")]
+    assert caplog.messages == [f"{name}: {a} -> {b}" for name, a, b in zip(ran, counts, counts[1:])]
     stamp = {d.name: (d / "done.json").stat().st_mtime_ns for d in (tmp_path / "stages").iterdir()}
     assert curate(cfg, tmp_path) == first
     assert stamp == {d.name: (d / "done.json").stat().st_mtime_ns for d in (tmp_path / "stages").iterdir()}
@@ -403,6 +409,9 @@ def test_cli_curate_prints_the_funnel_and_refuses_bad_input(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "decontaminate" in done.stdout and "math500" in done.stdout
+    shown = re.findall(r"^(\w+): (\d+) -> (\d+)$", done.stdout, re.MULTILINE)
+    assert [name for name, _, _ in shown] == ["normalise", "quality", "dedup", "decontaminate", "select"]
+    assert shown[-1][2] == "20" and " -> " not in done.stderr  # each stage once, on stdout
     funnel = json.loads((tmp_path / "o" / "funnel.json").read_text())
     assert [f["stage"] for f in funnel] == [
         "pool",

@@ -1,11 +1,13 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+import yaml
 from servers import default_sigint
 
 from handful.config import EvalConfig
@@ -107,6 +109,30 @@ def test_bad_options_are_named(tmp_path):
     out = cli("eval", "--benchmark", "gsm8k", "--n", "0", "--out", str(tmp_path))
     _, stderr = out.communicate(timeout=120)
     assert out.returncode == 1 and "n: Input should be greater than or equal to 1" in stderr
+
+
+def test_fresh_problems_and_progress_are_plain_lines_on_stderr(tiny_model, tmp_path):
+    model = tmp_path / "tiny\x1b[31m"  # a name that would colour the terminal if it reached it raw
+    model.symlink_to(tiny_model)
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump({"model": str(model)}))  # YAML writes ESC as an escape
+    args = [
+        "eval",
+        "--config",
+        str(tmp_path / "eval.yaml"),
+        "--engine",
+        "program",
+        "--benchmark",
+        "dyn:addition?digits=2&n=3",
+    ]
+    first = cli(*args, "--out", str(tmp_path / "run"))
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert re.search(r"^fresh problems: dyn:addition\?digits=2&n=3&seed=\d+$", stderr, re.MULTILINE), stderr
+    assert "3/3" in stderr and "samples/s" in stderr and "tok/s" in stderr  # the progress bar
+    assert "tiny\\x1b[31m" in stderr and "\x1b" not in stderr
+    again = cli(*args, "--out", str(tmp_path / "run"))
+    _, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0 and "fresh problems" not in stderr, stderr  # the seed the run drew before
 
 
 def test_models_lists_aliases():

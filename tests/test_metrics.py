@@ -80,12 +80,3 @@ def test_bootstrap_ci_is_degenerate_for_constant_and_wide_for_mixed():
     assert bootstrap_ci([1.0] * 20) == (1.0, 1.0)
     lo, hi = bootstrap_ci([0.0, 1.0] * 50)
     assert 0.35 < lo < 0.5 < hi < 0.65
-
-
-def test_best_of_n_takes_the_verifiers_choice():
-    from handful.metrics import best_of_n
-
-    samples = [g("p1", 0, "7", False), g("p1", 1, "8", True), g("p2", 0, "1", True), g("p2", 1, "2", False)]
-    assert best_of_n(samples, 2, verifier=lambda s: len(s.canonical) + s.sample_index) == 0.5  # picks index 1 in both
-    assert best_of_n(samples, 2, verifier=lambda s: float(s.correct)) == 1.0  # an oracle verifier
-    assert best_of_n(samples, 2, verifier=lambda s: 0.0) == 0.5  # ties: the first sample

@@ -1,4 +1,5 @@
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -116,15 +117,17 @@ def test_the_training_prompt_is_the_eval_prompt_token_for_token(tiny_model, trac
         assert response.startswith(spec.think_open) and "\\boxed{" in response
 
 
-def test_truncation_is_counted_and_resume_continues(tiny_model, traces, tmp_path):
+def test_truncation_is_counted_and_resume_continues(tiny_model, traces, tmp_path, caplog):
     recipe = SFTRecipe(
         model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=2, max_seq_len=64, val_fraction=0, **QUICK
     )
-    first = train_sft(recipe, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="handful.training.sft"):
+        first = train_sft(recipe, tmp_path)
     assert (
         first["truncation"]["truncated"] == first["truncation"]["samples"] == 20
         and first["truncation"]["tokens_cut_mean"] > 0
     )
+    assert "20 of 20 samples are longer than max_seq_len=64" in caplog.text
     with pytest.raises(ConfigError, match="--resume"):
         train_sft(recipe, tmp_path)
     second = train_sft(recipe.model_copy(update={"max_steps": 4}), tmp_path, resume=True)

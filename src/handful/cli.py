@@ -38,10 +38,30 @@ def _main() -> None:
     """Curate, distill, train, scale and evaluate reasoning from a handful of examples."""
     import logging
 
-    # The library logs; here its warnings reach the terminal as plain lines, control characters shown.
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_visible_log)
+    # The library logs; here its records reach stderr as plain lines, control characters shown:
+    # handful's own from INFO up ("fresh problems: ...", a curation stage's counts), other
+    # libraries' from WARNING up, every warning prefixed "warning: ".
+    logging.getLogger("handful").setLevel(logging.INFO)
+    root = logging.getLogger()
+    if any(h.name == "handful-cli" for h in root.handlers):
+        return  # a second command in the same process (tests): one handler is enough
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                from tqdm import tqdm
+
+                text = self.format(record)
+                # The stderr of the moment (a test runner swaps it), written above any progress bar.
+                tqdm.write(f"warning: {text}" if record.levelno >= logging.WARNING else text, file=sys.stderr)
+            except Exception:  # noqa: BLE001 (as logging's own handlers: a failed write is reported, not raised)
+                self.handleError(record)
+
+    handler = Lines()
+    handler.name = "handful-cli"
+    handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name == "handful" or r.name.startswith("handful."))
+    handler.addFilter(_visible_log)
+    root.addHandler(handler)
 
 
 def _visible_log(record) -> bool:
@@ -365,7 +385,7 @@ def eval_(
     ) + list(set_ or [])
     with _guard(f"every finished sample is kept in {out / 'samples.jsonl'}; run the same command again to resume"):
         cfg = load_config(EvalConfig, config, overrides)
-        scores = evaluate(cfg, out, console=console)
+        scores = evaluate(cfg, out)
     print_scores(scores)
     fresh = [b for b in scores["config"]["benchmarks"] if b.startswith("dyn:")]
     if fresh:
@@ -441,7 +461,6 @@ def curate(
         funnel = run_curate(
             cfg,
             out,
-            console=console,
             on_stage=lambda name, before, after: console.print(visible(f"{name}: {before} -> {after}")),
         )
     table = Table("stage", "count", "removed", "main reasons")
@@ -580,9 +599,7 @@ def distill(
                     "teacher.engine.concurrency": concurrency,
                 }
             )
-            summary = run_distill(
-                load_config(DistillConfig, config, overrides + list(set_ or [])), out, console=console
-            )
+            summary = run_distill(load_config(DistillConfig, config, overrides + list(set_ or [])), out)
     table = Table(
         "traces", "problems", "correct", "truncated", "never closed", "tokens median/p90/max", "sft records", "cost"
     )
@@ -648,10 +665,10 @@ def _train(
         if kind == "sft":
             from handful.training.sft import train_sft
 
-            return train_sft(recipe, out, resume=resume, console=console)
+            return train_sft(recipe, out, resume=resume)
         from handful.training.grpo import train_grpo
 
-        return train_grpo(recipe, out, resume=resume, console=console)
+        return train_grpo(recipe, out, resume=resume)
 
 
 @train_app.command("sft")
@@ -810,7 +827,7 @@ def scale(
         base_url=base_url,
     ) + list(set_ or [])
     with _guard(f"finished samples are kept under {out / 'points'}; run the same command again to resume"):
-        result = run_scale(load_config(ScaleConfig, config, overrides), out, console=console)
+        result = run_scale(load_config(ScaleConfig, config, overrides), out)
     table = Table("point", "benchmark", "think tok", "accuracy [95% CI]", "maj@k", "control")
     for p in result["points"]:
         table.add_row(
@@ -878,7 +895,6 @@ def _run(recipe_name: str, out: Path | None, dry_run: bool, set_: list[str] | No
             recipe,
             text,
             out,
-            console=console,
             on_stage=lambda stage, what: console.rule(plain(f"{stage.name}: {what}", "bold")),
         )
     score = result["transparency"]

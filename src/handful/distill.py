@@ -158,12 +158,12 @@ def write_outputs(
     return summary
 
 
-def distill(cfg: DistillConfig, out: str | Path, console=None) -> dict:
+def distill(cfg: DistillConfig, out: str | Path) -> dict:
     with RunDirectory(out) as folder:
-        return _distill(cfg, folder, console)
+        return _distill(cfg, folder)
 
 
-def _distill(cfg: DistillConfig, out: Path, console) -> dict:
+def _distill(cfg: DistillConfig, out: Path) -> dict:
     from handful.curation.pools import load_pool
 
     source, asked = out / PROBLEMS, out / "distill.json"
@@ -198,7 +198,6 @@ def _distill(cfg: DistillConfig, out: Path, console) -> dict:
         teacher,
         out,
         TRACES,
-        console=console,
         label="distill",
         annotate=annotate,
         should_stop=over_budget,

@@ -35,10 +35,6 @@ class ScoringError(HandfulError):
     """Scores cannot be computed honestly from the samples given."""
 
 
-class GradingTimeout(HandfulError):
-    """One answer check ran past its deadline."""
-
-
 def lookup(kind: str, registry: dict, name: str):
     """The one way to look a name up in a registry dict."""
     try:

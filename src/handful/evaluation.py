@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from handful.records import Generation, Problem, RecordStore
 from handful.terminal import visible
 
 RUN_FILE, SAMPLES_FILE, SCORES_FILE = "run.json", "samples.jsonl", "scores.json"
+
+log = logging.getLogger(__name__)
 
 
 def versions(*extra: str) -> dict[str, str]:
@@ -100,16 +103,15 @@ def _check_run_dir(out: Path, cfg: EvalConfig, mine: dict, samples_file: str) ->
     write_json(run_file, {"fingerprint": mine, "config": cfg.model_dump(mode="json"), "versions": versions()})
 
 
-def seed_benchmarks(cfg: EvalConfig, out: Path, console=None) -> EvalConfig:
+def seed_benchmarks(cfg: EvalConfig, out: Path) -> EvalConfig:
     """Give every `dyn:` benchmark a seed: the one asked for, the one this run directory drew
-    before (so a rerun resumes), or a fresh one, printed so that the result can be reproduced."""
+    before (so a rerun resumes), or a fresh one, logged so that the result can be reproduced."""
     recorded = _read_run_file(out)
     previous = recorded["config"].get("benchmarks") if recorded else None
     specs, drawn = tasks.with_seeds(cfg.benchmarks, previous)
-    if console is not None:
-        for spec in specs:
-            if spec.startswith(tasks.SCHEME) and any(spec.startswith(key + "&seed=") for key in drawn):
-                console.print(f"fresh problems: {spec}")
+    for spec in specs:
+        if spec.startswith(tasks.SCHEME) and any(spec.startswith(key + "&seed=") for key in drawn):
+            log.info("fresh problems: %s", spec)
     return cfg.model_copy(update={"benchmarks": specs})
 
 
@@ -155,9 +157,9 @@ def grade_generations(
     ]
 
 
-def evaluate(cfg: EvalConfig, out: str | Path, console=None) -> dict:
+def evaluate(cfg: EvalConfig, out: str | Path) -> dict:
     with RunDirectory(out) as folder:
-        cfg, by_benchmark, samples = generate(cfg, folder, SAMPLES_FILE, console=console)
+        cfg, by_benchmark, samples = generate(cfg, folder, SAMPLES_FILE)
         return write_scores(cfg, folder, by_benchmark, samples)
 
 
@@ -166,7 +168,6 @@ def generate(
     out: Path,
     samples_file: str,
     *,
-    console=None,
     label: str = "eval",
     annotate: Callable[[Generation], Generation] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -175,13 +176,12 @@ def generate(
     """Every sample the config asks for, graded and stored one by one in `out/samples_file`;
     what is stored already is skipped. `annotate` adds to a sample before it is stored;
     `should_stop`, asked between chunks of `chunk` prompts, ends the run early (a cost cap):
-    chunks finish whole, so no paid-for sample is dropped."""
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    chunks finish whole, so no paid-for sample is dropped. Progress goes to stderr."""
+    from tqdm.auto import tqdm
 
     lookup("engine", ENGINES, cfg.engine.name)
     register_config_secrets(cfg.model_dump())
-    cfg = seed_benchmarks(cfg, out, console)
+    cfg = seed_benchmarks(cfg, out)
     overrides = cfg.prompt.overrides()
     if cfg.budget.active:
         overrides.setdefault("open_thinking", True)  # s1: the prompt ends by opening the thinking
@@ -210,18 +210,18 @@ def generate(
         ]
         if todo:
             engine = ENGINES[cfg.engine.name](model, cfg.engine, tokenizer)
-            columns = [
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[rate]}"),
-            ]
             start, tokens, made = time.monotonic(), 0, 0
-            with Grader(cfg.grade.workers, cfg.grade.timeout) as grader, Progress(*columns, console=console) as bar:
-                task = bar.add_task(
-                    escape(visible(f"{label} {cfg.model}")), total=len(todo) + len(store), completed=len(store), rate=""
-                )
+            with (
+                Grader(cfg.grade.workers, cfg.grade.timeout) as grader,
+                tqdm(
+                    desc=visible(f"{label} {cfg.model}"),
+                    total=len(todo) + len(store),
+                    initial=len(store),
+                    unit="sample",
+                    dynamic_ncols=True,
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",  # the rate is in the postfix
+                ) as bar,
+            ):
 
                 def keep(batch: list[Generation]) -> None:
                     nonlocal tokens, made
@@ -231,9 +231,8 @@ def generate(
                     made += len(batch)
                     tokens += sum(g.completion_tokens for g in batch)
                     elapsed = max(time.monotonic() - start, 1e-9)
-                    bar.update(
-                        task, advance=len(batch), rate=f"{made / elapsed:.2f} samples/s, {tokens / elapsed:.1f} tok/s"
-                    )
+                    bar.set_postfix_str(f"{made / elapsed:.2f} samples/s, {tokens / elapsed:.1f} tok/s", refresh=False)
+                    bar.update(len(batch))
 
                 try:
                     step = chunk or len(todo)

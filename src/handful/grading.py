@@ -33,7 +33,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,13 +325,6 @@ class Grader:
         self.close()
 
 
-def grade_all(
-    requests: Iterable[GradeRequest], workers: int | None = None, timeout: float = DEFAULT_TIMEOUT
-) -> list[Grade]:
-    with Grader(workers=workers, timeout=timeout) as grader:
-        return grader.grade(list(requests))
-
-
 class GradePair(BaseModel):
     """One line of `handful grade` input; other keys are kept and passed through."""
 
@@ -343,7 +336,7 @@ class GradePair(BaseModel):
 
 
 def grade_file(input_path: str | Path, output_path: str | Path | None, workers: int, timeout: float) -> list[dict]:
-    from rich.progress import Progress
+    from tqdm.auto import tqdm
 
     pairs = [(n, parse_line(raw, GradePair, f"{input_path}:{n}")) for n, raw in iter_lines(input_path)]
     if not pairs:
@@ -354,9 +347,11 @@ def grade_file(input_path: str | Path, output_path: str | Path | None, workers: 
         )
         for _, p in pairs
     ]
-    with Progress(transient=True) as bar, Grader(workers=workers, timeout=timeout) as grader:
-        task = bar.add_task("grading", total=len(requests))
-        grades = grader.grade(requests, progress=lambda done: bar.advance(task, done))
+    with (
+        tqdm(desc="grading", total=len(requests), unit="answer", leave=False, dynamic_ncols=True) as bar,
+        Grader(workers=workers, timeout=timeout) as grader,
+    ):
+        grades = grader.grade(requests, progress=bar.update)
     rows = [
         {**p.model_dump(exclude_none=True), "outcome": g.outcome, "correct": g.correct, "extracted": g.extracted}
         for (_, p), g in zip(pairs, grades)

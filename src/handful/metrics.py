@@ -187,12 +187,3 @@ def score(samples: Iterable[Generation], n: int, expected: Iterable[str] | None 
         avg_answer_tokens=float(np.mean([g.answer_tokens for g in flat])),
         outcomes=dict(Counter(g.outcome or "ungraded" for g in flat)),
     )
-
-
-def best_of_n(samples: Iterable[Generation], n: int, verifier) -> float:
-    """Accuracy when a verifier picks one of the n samples per problem: the hook for
-    best-of-n selection. `verifier(generation) -> float` scores a sample (a reward model, a
-    checker); the highest score wins, ties to the earliest sample."""
-    groups = group_by_problem(samples, n)
-    picked = [max(gs, key=lambda g: (verifier(g), -g.sample_index)) for gs in groups.values()]
-    return float(np.mean([g.correct for g in picked])) if picked else 0.0

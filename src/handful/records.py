@@ -207,7 +207,6 @@ class RecordStore:
         self.path, self.model, self.key_of, self.fsync = Path(path), model, key, fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: list = []
-        self.torn_line_dropped = False
         self.duplicates: list[str] = []  # keys stored more than once (by an older, unlocked writer)
         self._keys: set[str] = set()
         if self.path.exists():
@@ -222,7 +221,7 @@ class RecordStore:
             with open(self.path, "r+b") as f:
                 f.truncate(cut)
             data = data[:cut]
-            self.torn_line_dropped = True
+            log.warning("%s: dropped a torn last line (cut off mid-write by a stopped run)", self.path)
         for number, raw in enumerate(data.split(b"\n"), start=1):
             if raw.strip():
                 record = parse_line(raw, self.model, f"{self.path}:{number}")
@@ -239,9 +238,6 @@ class RecordStore:
                 len(self.duplicates),
                 self.duplicates[0],
             )
-
-    def done(self) -> set[str]:
-        return set(self._keys)
 
     def __contains__(self, key: str) -> bool:
         return key in self._keys

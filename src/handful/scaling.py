@@ -67,19 +67,19 @@ def slope(curve: list[dict]) -> float | None:
     return sum(steps) / len(steps) if steps else None
 
 
-def scale(cfg: ScaleConfig, out: str | Path, console=None) -> dict:
+def scale(cfg: ScaleConfig, out: str | Path) -> dict:
     with RunDirectory(out) as folder:
-        return _scale(cfg, folder, console)
+        return _scale(cfg, folder)
 
 
-def _scale(cfg: ScaleConfig, out: Path, console) -> dict:
+def _scale(cfg: ScaleConfig, out: Path) -> dict:
     n = max(cfg.votes)
     curve = []
     # Every point must see the same fresh problems: seeds are fixed once, by the first point.
-    cfg = cfg.model_copy(update={"eval": seed_benchmarks(cfg.eval, out / "points" / points(cfg)[0][0], console)})
+    cfg = cfg.model_copy(update={"eval": seed_benchmarks(cfg.eval, out / "points" / points(cfg)[0][0])})
     for name, budget in points(cfg):
         point_cfg = cfg.eval.model_copy(update={"n": n, "budget": cfg.eval.budget.model_copy(update=budget)})
-        scores = evaluate(point_cfg, out / "points" / name, console=console)
+        scores = evaluate(point_cfg, out / "points" / name)
         samples = read_jsonl(out / "points" / name / SAMPLES_FILE, Generation)
         for bench, s in scores["benchmarks"].items():
             mine = [g for g in samples if g.benchmark == bench]

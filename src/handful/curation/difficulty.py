@@ -21,7 +21,7 @@ def reference_name(ref: EvalConfig, index: int) -> str:
 
 
 def solve_counts(
-    problems: list[Problem], references: list[EvalConfig], folder: Path, console=None
+    problems: list[Problem], references: list[EvalConfig], folder: Path
 ) -> dict[str, dict[str, tuple[int, int]]]:
     """{problem id: {reference: (solved, n)}}."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -31,7 +31,7 @@ def solve_counts(
     for i, ref in enumerate(references):
         name = reference_name(ref, i)
         cfg = ref.model_copy(update={"benchmarks": [str(candidates)], "limit": None})
-        evaluate(cfg, folder / name, console=console)
+        evaluate(cfg, folder / name)
         for g in read_jsonl(folder / name / SAMPLES_FILE, Generation):
             solved, n = counts[g.problem_id].get(name, (0, 0))
             counts[g.problem_id][name] = (solved + bool(g.correct), n + 1)

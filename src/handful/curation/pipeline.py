@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 from collections.abc import Callable
@@ -33,6 +34,8 @@ _DIGITS = re.compile(r"\d+")
 _ASY = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL)
 
 Outcome = tuple[list[Problem], list[Removal]]
+
+log = logging.getLogger(__name__)
 
 
 def _removal(problem: Problem, stage: str, reason: str, **evidence) -> Removal:
@@ -58,7 +61,7 @@ def load_pools(specs: list[str]) -> list[Problem]:
     return problems
 
 
-def normalise(problems: list[Problem], cfg: CurateConfig, folder: Path, console=None) -> Outcome:
+def normalise(problems: list[Problem], cfg: CurateConfig, folder: Path) -> Outcome:
     from handful.grading import Grader, GradeRequest, readable_with_deadline
 
     kept, removed = [], []
@@ -84,7 +87,7 @@ def normalise(problems: list[Problem], cfg: CurateConfig, folder: Path, console=
     return survivors, removed
 
 
-def quality(problems: list[Problem], cfg: CurateConfig, folder: Path, console=None) -> Outcome:
+def quality(problems: list[Problem], cfg: CurateConfig, folder: Path) -> Outcome:
     q = cfg.quality
     builtin: dict[str, Callable] = {
         "missing_figure": partial(rules.missing_figure, keep_asy=q.keep_asy),
@@ -113,7 +116,7 @@ def quality(problems: list[Problem], cfg: CurateConfig, folder: Path, console=No
     return kept, removed
 
 
-def deduplicate(problems: list[Problem], cfg: CurateConfig, folder: Path, console=None) -> Outcome:
+def deduplicate(problems: list[Problem], cfg: CurateConfig, folder: Path) -> Outcome:
     texts = [p.question for p in problems]
     exact = dedup.exact_duplicates(texts)
     if cfg.dedup.mask_numbers:
@@ -166,7 +169,7 @@ def _same_answer(a: str, b: str) -> bool:
     return bool(a.strip()) and norm(a) == norm(b)
 
 
-def decontaminate(problems: list[Problem], cfg: CurateConfig, folder: Path, console=None) -> Outcome:
+def decontaminate(problems: list[Problem], cfg: CurateConfig, folder: Path) -> Outcome:
     d = cfg.decontaminate
     items = benchmark_problems(cfg)
     clean = (lambda t: _ASY.sub(" ", t)) if d.strip_asy else (lambda t: t)
@@ -217,7 +220,7 @@ def decontaminate(problems: list[Problem], cfg: CurateConfig, folder: Path, cons
     return kept, removed
 
 
-def rate_difficulty(problems: list[Problem], cfg: CurateConfig, folder: Path, console=None) -> Outcome:
+def rate_difficulty(problems: list[Problem], cfg: CurateConfig, folder: Path) -> Outcome:
     c = cfg.difficulty
     if not c.references:
         raise ConfigError("difficulty.references: list at least one reference model (or set difficulty.enabled: false)")
@@ -231,7 +234,7 @@ def rate_difficulty(problems: list[Problem], cfg: CurateConfig, folder: Path, co
             for i, p in enumerate(problems)
             if i not in chosen
         ]
-    counts = difficulty.solve_counts(rated, c.references, folder / "references", console)
+    counts = difficulty.solve_counts(rated, c.references, folder / "references")
     kept = []
     for p in rated:
         rates = counts[p.id]
@@ -244,7 +247,7 @@ def rate_difficulty(problems: list[Problem], cfg: CurateConfig, folder: Path, co
     return kept, removed
 
 
-def choose(problems: list[Problem], cfg: CurateConfig, folder: Path, console=None) -> Outcome:
+def choose(problems: list[Problem], cfg: CurateConfig, folder: Path) -> Outcome:
     s = cfg.select
     names = select.domains(problems, s.domains, s.clusters, cfg.seed)
     order = select.select(problems, names, cfg.target, s.method, cfg.seed)
@@ -282,14 +285,14 @@ def _key(cfg: CurateConfig, section: str, problems: list[Problem]) -> str:
     return digest.hexdigest()
 
 
-def curate(
-    cfg: CurateConfig, out: str | Path, console=None, on_stage: Callable[[str, int, int], None] | None = None
-) -> list[dict]:
+def curate(cfg: CurateConfig, out: str | Path, on_stage: Callable[[str, int, int], None] | None = None) -> list[dict]:
+    """The funnel. Each stage's count, as it finishes, goes to `on_stage(name, before, after)`,
+    or without one to the log ("quality: 120 -> 97")."""
     with RunDirectory(out) as folder:
-        return _curate(cfg, folder, console, on_stage)
+        return _curate(cfg, folder, on_stage)
 
 
-def _curate(cfg: CurateConfig, out: Path, console, on_stage) -> list[dict]:
+def _curate(cfg: CurateConfig, out: Path, on_stage) -> list[dict]:
     problems = load_pools(cfg.pools)  # read before anything is written: a bad pool leaves --out as it was
     write_json(out / "curate.json", cfg.model_dump(mode="json"))
     funnel = [{"stage": "pool", "count": len(problems)}]
@@ -308,7 +311,7 @@ def _curate(cfg: CurateConfig, out: Path, console, on_stage) -> list[dict]:
         else:
             folder.mkdir(parents=True, exist_ok=True)
             done.unlink(missing_ok=True)
-            kept, removed = run(problems, cfg, folder, console)
+            kept, removed = run(problems, cfg, folder)
             write_jsonl(folder / "kept.jsonl", kept)
             write_jsonl(folder / "removed.jsonl", removed)
             write_json(done, {"key": key, "kept": len(kept), "removed": len(removed)})
@@ -328,6 +331,8 @@ def _curate(cfg: CurateConfig, out: Path, console, on_stage) -> list[dict]:
         )
         if on_stage:
             on_stage(name, before, len(kept))
+        else:
+            log.info("%s: %d -> %d", name, before, len(kept))
     write_jsonl(out / SELECTED, problems)
     write_jsonl(out / REMOVED, all_removed)
     write_json(out / FUNNEL, funnel)

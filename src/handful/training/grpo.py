@@ -32,7 +32,7 @@ def dataset_rows(recipe: GRPORecipe, spec) -> list[dict]:
     ]
 
 
-def train_grpo(recipe: GRPORecipe, out: str | Path, *, resume: bool = False, console=None) -> dict:
+def train_grpo(recipe: GRPORecipe, out: str | Path, *, resume: bool = False) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer

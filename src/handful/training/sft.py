@@ -17,6 +17,7 @@ settings `handful eval` needs.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ from handful.models import resolve
 from handful.records import read_dicts
 from handful.training.common import lora_config, save_outputs, training_arguments, write_manifest
 from handful.training.config import SFTRecipe
+
+log = logging.getLogger(__name__)
 
 
 def load_pairs(path: str | Path) -> list[dict]:
@@ -84,7 +87,7 @@ def split(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], li
     return [p for i, p in enumerate(pairs) if i not in chosen], [p for i, p in enumerate(pairs) if i in chosen]
 
 
-def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False, console=None) -> dict:
+def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -103,10 +106,15 @@ def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False, conso
         tokenizer.pad_token = tokenizer.eos_token
     pairs = load_pairs(recipe.data)
     cut = truncation(lengths(pairs, tokenizer), recipe.max_seq_len)
-    if cut["truncated"] and console is not None:
-        console.print(
-            f"[yellow]warning:[/] {cut['truncated']} of {cut['samples']} samples are longer than max_seq_len={recipe.max_seq_len} "
-            f"and lose {cut['tokens_cut_mean']} tokens on average (at most {cut['tokens_cut_max']}), their ends included"
+    if cut["truncated"]:
+        log.warning(
+            "%d of %d samples are longer than max_seq_len=%d and lose %s tokens on average (at most %d), "
+            "their ends included",
+            cut["truncated"],
+            cut["samples"],
+            recipe.max_seq_len,
+            cut["tokens_cut_mean"],
+            cut["tokens_cut_max"],
         )
     train, val = split(pairs, recipe.val_fraction, recipe.seed)
     args = training_arguments(
@@ -166,6 +174,6 @@ def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False, conso
             limit=recipe.eval_limit,
             sampling={"max_tokens": recipe.eval_max_tokens},
         )
-        summary["eval"] = evaluate(cfg, out / "eval", console=console)["benchmarks"]
+        summary["eval"] = evaluate(cfg, out / "eval")["benchmarks"]
         write_manifest(out, recipe, summary)
     return summary
