@@ -6,7 +6,7 @@ import torch
 from pydantic import ValidationError
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from handful.budget import THINKING, Budget, Forcer
+from handful.budget import ANSWERING, THINKING, Budget, Forcer
 
 # A toy vocabulary: one token per character; "<" starts the closing delimiter, "$" ends.
 CLOSE, EOS = "</t>", "$"
@@ -83,6 +83,100 @@ def test_budget_smaller_than_the_delimiter():
 def test_ending_without_closing_thinking_gets_an_answer_part():
     text, f = run(Budget(answer_prefix=" A:"), "...$...")
     assert text.startswith("..." + CLOSE + " A:") and f.forced_cut
+
+
+def run_text(budget, pieces):
+    """Drive a Forcer piece by piece, as the server engine does: each piece is one request's
+    answer, ('...', 'stop') when it stopped by itself or ('...', 'length') at its token limit.
+    One character is one token, as in `run`."""
+    f = Forcer.over_text(budget, len, CLOSE)
+    text, pieces = "", iter(pieces)
+    while f.owed() is None:
+        piece, finish = next(pieces, (".", "stop"))
+        text += piece
+        f.add_thinking(len(piece))
+        if finish == "length":
+            f.cut()
+        else:
+            f.attempt_stop(ending=False)
+        text += f.take_continuation()
+    return text + f.take(), f
+
+
+@pytest.mark.parametrize(
+    "budget, wishes, pieces",
+    [
+        (Budget(), "...<ab$", [("...", "stop")]),
+        (
+            Budget(min_thinking_tokens=10, continuation="W"),
+            "..<...<..<ab$",
+            [("..", "stop"), ("...", "stop"), ("..", "stop")],
+        ),
+        (Budget(max_thinking_tokens=7, answer_prefix=" A:"), "." * 50, [("." * 7, "length")]),
+        (
+            Budget(min_thinking_tokens=5, max_thinking_tokens=9, continuation="W"),
+            "..<..<..<...",
+            [("..", "stop"), ("..", "stop")],
+        ),
+        (Budget(max_waits=2, continuation="W"), "..<..<..<ab$", [("..", "stop")] * 3),
+        (Budget(min_thinking_tokens=6, max_thinking_tokens=6, continuation="Wait"), "....<....", [("....", "stop")]),
+        (Budget(max_thinking_tokens=0, answer_prefix=""), "....", []),
+    ],
+)
+def test_text_and_tokens_force_the_same(budget, wishes, pieces):
+    """One state machine: driven piece by piece it writes the same thinking, and counts the
+    same, as driven token by token."""
+    by_tokens, f = run(budget, wishes)
+    by_text, g = run_text(budget, pieces)
+    end = len(CLOSE) + (len(budget.answer_prefix) if f.forced_cut else 0)
+    assert by_text == by_tokens[: by_tokens.index(CLOSE) + end]
+    assert (g.thinking_tokens, g.waits, g.forced_cut) == (f.thinking_tokens, f.waits, f.forced_cut)
+
+
+def test_a_refused_stop_owes_the_continuation_as_text_counted_as_thinking():
+    f = Forcer.over_text(Budget(min_thinking_tokens=10, continuation="Wait"), len, CLOSE)
+    f.add_thinking(3)
+    assert f.owed() is None  # free to think on
+    f.attempt_stop(ending=False)
+    assert f.owed() == "\nWait" and f.thinking_tokens == 3 and f.waits == 1
+    assert f.take_continuation() == "\nWait" and f.thinking_tokens == 8
+    assert f.owed() is None and f.take_continuation() == "" and f.take() == ""
+
+
+def test_the_end_of_thinking_is_left_for_take():
+    f = Forcer.over_text(Budget(), len, CLOSE)
+    f.add_thinking(4)
+    f.attempt_stop(ending=False)  # no minimum: a natural close
+    assert f.state == ANSWERING and f.owed() == CLOSE
+    assert f.take_continuation() == "" and f.owed() == CLOSE  # not a continuation: left in place
+    assert f.take() == CLOSE and f.owed() is None and f.thinking_tokens == 4 and not f.forced_cut
+
+
+def test_owed_cuts_thinking_that_has_no_room_left():
+    f = Forcer.over_text(Budget(max_thinking_tokens=5, answer_prefix=" A:"), len, CLOSE)
+    f.add_thinking(4)
+    assert f.owed() is None and not f.forced_cut  # one more token fits
+    f.add_thinking(1)
+    assert f.owed() == CLOSE + " A:" and f.forced_cut and f.state == ANSWERING
+    assert f.take() == CLOSE + " A:" and f.thinking_tokens == 5
+
+
+def test_a_continuation_is_counted_by_count_not_by_characters():
+    f = Forcer.over_text(Budget(min_thinking_tokens=3, max_thinking_tokens=4, continuation="Wait"), lambda t: 1, CLOSE)
+    f.add_thinking(2)
+    f.attempt_stop(ending=False)  # "\nWait" is one token here, so it fits in what is left
+    assert f.take_continuation() == "\nWait" and f.thinking_tokens == 3 and f.waits == 1
+
+
+def test_a_forcer_is_driven_one_way_only():
+    with pytest.raises(TypeError, match="piece by piece"):
+        Forcer.over_text(Budget(), len, CLOSE).next_forced()
+    with pytest.raises(TypeError, match="token by token"):
+        Forcer(Budget(), encode, CLOSE).add_thinking(1)
+    with pytest.raises(TypeError):
+        Forcer(Budget(), encode, CLOSE, count=len)
+    with pytest.raises(AttributeError):
+        Forcer(Budget(), encode, CLOSE).thinking_tokens = 3  # counted by the Forcer only
 
 
 def test_min_above_max_is_refused():

@@ -97,3 +97,29 @@ def test_the_memorisation_gap_compares_a_benchmark_with_its_fresh_copy():
     assert gap["static"] == "gsm8k" and gap["fresh"] == fresh
     assert gap["gap"] == pytest.approx(0.6) and 0.4 < gap["gap_ci95"][0] < 0.6 < gap["gap_ci95"][1] < 0.8
     assert memorisation_gaps({fresh: {"accuracy": 0.2}}, samples, n=1) == []
+
+
+def test_a_budget_changes_no_trace_and_is_warned_about_once(tiny_model, caplog):
+    from handful import tasks
+    from handful.budget import Budget
+    from handful.engines.base import Prompt
+    from handful.records import SamplingParams
+
+    prompt = Prompt(problem_id="addition-d3-s0-0", text=tasks.regenerate("addition-d3-s0-0").question)
+    engine = ProgramEngine(resolve(str(tiny_model)))
+    [free] = engine.generate([prompt], SamplingParams())
+    budget = Budget(min_thinking_tokens=1, max_thinking_tokens=2)
+    with caplog.at_level("WARNING", logger="handful.engines.program"):
+        runs = [engine.generate([prompt], SamplingParams(), budget=budget) for _ in range(2)]
+    assert all(g.text == free.text and g.thinking_tokens == free.thinking_tokens for [g] in runs)
+    [warning] = [r for r in caplog.records if r.name == "handful.engines.program"]  # once, not per call
+    assert "budget does not apply" in warning.message
+
+
+def test_with_opener_puts_the_opener_back_only_when_the_prompt_opened_thinking():
+    from handful.engines.base import thinking_split, with_opener
+
+    opened = ModelSpec(think_open="<t>", think_close="</t>", open_thinking=True)
+    assert with_opener("a</t>b", opened) == "<t>a</t>b"
+    assert with_opener("a</t>b", ModelSpec(think_open="<t>", think_close="</t>")) == "a</t>b"
+    assert thinking_split("a</t>b", opened) == ("a", "b")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from handful.budget import Budget
 from handful.extract import split_thinking
 from handful.models import ModelSpec
 from handful.records import Generation, Record, SamplingParams
@@ -27,15 +28,25 @@ class Engine(Protocol):
         prompts: list[Prompt],
         sampling: SamplingParams,
         progress: Callable[[list[Generation]], None] | None = None,
-    ) -> list[Generation]: ...
+        budget: Budget | None = None,
+    ) -> list[Generation]:
+        """One Generation per prompt, in order; `progress` is called with each batch as it is
+        done; `budget` (s1 budget forcing) controls how long the model thinks, where it applies."""
+        ...
 
     def close(self) -> None: ...
 
 
+def with_opener(text: str, spec: ModelSpec) -> str:
+    """A completion as the whole response reads: when the prompt opened thinking (it ends with
+    the opening delimiter), the completion starts inside the thinking, so the opener is put
+    back in front; otherwise the completion is returned as it is."""
+    return spec.think_open + text if spec.open_thinking else text
+
+
 def thinking_split(text: str, spec: ModelSpec) -> tuple[str | None, str]:
     """(thinking, answer) of a completion; a prompt that opened thinking counts as open."""
-    full = spec.think_open + text if spec.open_thinking else text
-    return split_thinking(full, spec.think_open, spec.think_close)
+    return split_thinking(with_opener(text, spec), spec.think_open, spec.think_close)
 
 
 def thinking_token_count(token_texts: Callable[[int], str], total: int, text: str, spec: ModelSpec) -> int:

@@ -58,7 +58,7 @@ class BudgetProcessor(LogitsProcessor):
                     forcer.observe(last)
             if self.ended[row]:
                 continue
-            if forcer.state == THINKING and not forcer.queue and tops[row] in blocked:
+            if forcer.state == THINKING and not forcer.forcing and tops[row] in blocked:
                 forcer.attempt_stop(ending=tops[row] != self.close_first)
             forced = forcer.next_forced()
             if (

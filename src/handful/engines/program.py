@@ -8,13 +8,17 @@ drawn question must appear in the prompt, so a problem from another version of a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from handful import tasks
+from handful.budget import Budget
 from handful.engines.base import Prompt, count_tokens, make_generation, text_tokens
 from handful.errors import EngineError, HandfulError
 from handful.models import ModelSpec, ResolvedModel
 from handful.records import Generation, SamplingParams
+
+log = logging.getLogger(__name__)
 
 
 def response(trace: str, spec: ModelSpec) -> str:
@@ -30,14 +34,23 @@ class ProgramEngine:
 
     def __init__(self, model: ResolvedModel, tokenizer=None):
         self.spec, self.tokenizer = model.spec, tokenizer
+        self._warned_budget = False
 
     def generate(
         self,
         prompts: list[Prompt],
         sampling: SamplingParams,
         progress: Callable[[list[Generation]], None] | None = None,
-        budget=None,
+        budget: Budget | None = None,
     ) -> list[Generation]:
+        """The exact trace of each problem. A `budget` is accepted, as by every engine, and does
+        not apply: budget forcing steers a model that samples its thinking token by token, while
+        a trace is written whole by the task's program, and cutting it or padding it with
+        continuations would only make it wrong. It is said once in the log, not refused, so a
+        config with a budget runs the same with this teacher."""
+        if budget is not None and budget.active and not self._warned_budget:
+            log.warning("the program teacher writes exact traces: the thinking budget does not apply to them")
+            self._warned_budget = True
         done = []
         for prompt in prompts:
             try:

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable
 
-from handful.budget import THINKING, Budget, Forcer
+from handful.budget import Budget, Forcer
 from handful.engines.base import Prompt, count_tokens, make_generation, text_tokens, thinking_share
 from handful.engines.limits import RateLimiter
 from handful.errors import ConfigError, EngineError
@@ -178,9 +178,10 @@ class OpenAIEngine:
         )
         # Thinking cannot outgrow the sample's token limit, as in the hf engine.
         bounded = budget.model_copy(update={"max_thinking_tokens": top})
-        forcer = Forcer(bounded, lambda piece: [0] * self._tokens(piece), self.spec.think_close)
+        # Driven piece by piece: each round's text is counted, and forced text is sent back whole.
+        forcer = Forcer.over_text(bounded, self._tokens, self.spec.think_close)
         text, retries = "", 0
-        while forcer.next_forced() is None:
+        while forcer.owed() is None:
             piece, finish, usage, tries = await self._with_retries(
                 client,
                 prompt,
@@ -191,16 +192,13 @@ class OpenAIEngine:
             )
             retries += tries
             text += piece
-            forcer.thinking_tokens += self._tokens(piece, usage)
+            forcer.add_thinking(self._tokens(piece, usage))
             if finish == "length":
                 forcer.cut()
             else:
                 forcer.attempt_stop(ending=False)  # a server does not say whether it met the delimiter or the end
-            if forcer.state == THINKING and forcer.queue:  # a continuation was owed
-                text += budget.continuation_text(self.spec.think_close)
-                forcer.thinking_tokens += len(forcer.queue)
-                forcer.queue = []
-        text += self.spec.think_close + (budget.answer_prefix if forcer.forced_cut else "")
+            text += forcer.take_continuation()  # "" unless a stop was refused
+        text += forcer.take()  # the closing delimiter, and after a cut the answer prefix
         used = forcer.thinking_tokens + self._tokens(self.spec.think_close)
         answer, finish, usage, tries = await self._with_retries(
             client, prompt, sampling, prompt.text + text, max_tokens=max(1, sampling.max_tokens - used)
