@@ -336,7 +336,7 @@ def test_duplicate_lines_left_by_an_older_writer_are_counted_once(tiny_model, tm
     (out / "scores.json").unlink()
     text = ok(cli(*args))
     scores = json.loads((out / "scores.json").read_text())
-    assert scores["benchmarks"]["dyn:addition?digits=2"]["n_samples"] == 3
+    assert scores.benchmarks["dyn:addition?digits=2"].n_samples == 3
     assert "more than once" in caplog.text or "more than once" in text
 
 
@@ -496,7 +496,7 @@ def test_every_shipped_recipes_served_models_resolve_against_a_local_server(
             n=1,
         )
         scores = evaluate(cfg, tmp_path / f"served-{i}")
-        assert scores["benchmarks"]["dyn:addition?digits=1"]["n_samples"] == 1
+        assert scores.benchmarks["dyn:addition?digits=1"].n_samples == 1
 
 
 # ---- messages, not tracebacks --------------------------------------------------------------

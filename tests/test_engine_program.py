@@ -20,7 +20,7 @@ def test_the_program_teacher_is_always_right_in_the_students_format(tiny_model, 
     ]
     cfg = EvalConfig(model=str(tiny_model), benchmarks=benchmarks, engine={"name": "program"})
     scores = evaluate(cfg, tmp_path / "run")
-    assert all(s["accuracy"] == 1.0 for s in scores["benchmarks"].values()), scores["benchmarks"]
+    assert all(s.accuracy == 1.0 for s in scores.benchmarks.values()), scores.benchmarks
     samples = read_jsonl(tmp_path / "run" / "samples.jsonl", Generation)
     spec = resolve(str(tiny_model)).spec
     for g in samples:

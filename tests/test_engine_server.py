@@ -120,7 +120,7 @@ def test_eval_cli_through_the_server(server, smollm2_path, tmp_path, monkeypatch
     )
     assert out.returncode == 0, out.stderr
     scores = json.loads((tmp_path / "scores.json").read_text())
-    assert scores["benchmarks"]["gsm8k"]["n_samples"] == 3
+    assert scores.benchmarks["gsm8k"].n_samples == 3
     for f in tmp_path.iterdir():
         assert "sk-secret-123" not in f.read_text()  # the key is never written anywhere
     assert "HANDFUL_TEST_KEY" in (tmp_path / "run.json").read_text()

@@ -66,11 +66,15 @@ def test_eval_writes_samples_and_scores(tiny_model, tmp_path):
     samples = read_jsonl(tmp_path / "run" / "samples.jsonl", Generation)
     assert len(samples) == 12 and len({g.key for g in samples}) == 12
     assert all(g.outcome is not None and g.completion_tokens <= 16 for g in samples)
-    assert set(scores["benchmarks"]) == {"gsm8k", "mine"}
-    s = scores["benchmarks"]["gsm8k"]
-    assert s["n_problems"] == 3 and s["n_samples"] == 6 and set(s["pass@k"]) == {"1", "2"}
+    assert set(scores.benchmarks) == {"gsm8k", "mine"}
+    s = scores.benchmarks["gsm8k"]
+    assert s.n_problems == 3 and s.n_samples == 6 and set(s.pass_at_k) == {"1", "2"}
     on_disk = json.loads((tmp_path / "run" / "scores.json").read_text())
-    assert on_disk["benchmarks"] == scores["benchmarks"] and on_disk["versions"]["handful"]
+    assert on_disk == scores.model_dump(mode="json") and on_disk["versions"]["handful"]
+    assert set(on_disk["benchmarks"]["gsm8k"]) >= {"pass@k", "maj@k", "maj@k_ci95"}  # the papers' names on disk
+    posed = [json.loads(line) for line in (tmp_path / "run" / "benchmarks.jsonl").read_text().splitlines()]
+    pairs = [(r["benchmark"], r["problem"]["id"]) for r in posed]  # what the report shows, never rebuilt
+    assert len(pairs) == 6 and set(pairs) == {(g.benchmark, g.problem_id) for g in samples}
 
 
 def test_a_different_config_is_refused(tiny_model, tmp_path):
@@ -195,6 +199,6 @@ def test_multiple_choice_from_a_user_file(tiny_model, tmp_path, gpqa_like_file):
     )
     scores = evaluate(cfg, tmp_path)
     samples = read_jsonl(tmp_path / "samples.jsonl", Generation)
-    assert scores["benchmarks"]["gpqa_diamond"]["n_problems"] == 2
+    assert scores.benchmarks["gpqa_diamond"].n_problems == 2
     assert all("within \\boxed{}" in g.prompt and "\nA. " in g.prompt for g in samples)
     assert len(samples) == 2 and {g.problem_id for g in samples} <= {"gpqa-0", "gpqa-1", "gpqa-2"}

@@ -103,6 +103,6 @@ def test_gemma_base_model_with_a_plain_prompt(tmp_path):
     scores = evaluate(
         EvalConfig(model="gemma3-270m", benchmarks=["gsm8k"], limit=2, sampling={"max_tokens": 32}), tmp_path
     )
-    assert scores["benchmarks"]["gsm8k"]["n_problems"] == 2
+    assert scores.benchmarks["gsm8k"].n_problems == 2
     sample = read_jsonl(tmp_path / "samples.jsonl", Generation)[0]
     assert sample.prompt.startswith("<bos>Problem: ") and sample.prompt.endswith("Solution:")

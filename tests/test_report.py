@@ -73,9 +73,10 @@ def hostile_run(out: Path, funnel: bool = False) -> Path:
         write_jsonl(out / name / "samples.jsonl", samples)
         scores = {
             "n_problems": 2, "n_samples": 2, "accuracy": float(correct), "ci95": [0.0, 1.0], "maj@k": {"1": 0.5},
-            "pass@k": {"1": 0.5}, "avg_thinking_tokens": 4.0, "avg_answer_tokens": 2.0,
+            "pass@k": {"1": 0.5}, "maj@k_ci95": {"1": [0.0, 1.0]}, "avg_thinking_tokens": 4.0,
+            "avg_answer_tokens": 2.0, "outcomes": {QUOTED: 2},
         }  # fmt: skip
-        cfg = {**config, "model": MODEL, "benchmarks": [BENCHMARK]}
+        cfg = {**config, "model": MODEL, "benchmarks": [BENCHMARK], "n": 1}
         stages.append({"name": name, "kind": "eval", "status": "done", "config": cfg, "scores": {BENCHMARK: scores}})
     stages.append(
         {"name": "curate", "kind": "curate", "status": QUOTED, "command": ["handful", EVAL_RUN], "config": None}
@@ -91,13 +92,14 @@ def hostile_run(out: Path, funnel: bool = False) -> Path:
     (out / "scale" / MODEL / "curve.json").write_text(
         json.dumps({"points": [{**point, "maj@k": {"1": 0.5}, "control": 1.0}]})
     )
-    item = {"dimension": RUN, "question": DESCRIPTION, "earned": 0, "points": 3, "status": QUOTED, "evidence": EVAL_RUN}
-    transparency = {"total": 97, "by_dimension": {"data": 11}, "maximum": {"data": 14}, "items": [item],
-                    "published_scores": {MODEL: {"total": 1}}, "source": BENCHMARK}  # fmt: skip
-    (out / "transparency.json").write_text(json.dumps(transparency))
+    # The transparency section is scored from this manifest: its evidence quotes the names above.
     manifest = {
         "run": RUN, "description": DESCRIPTION, "handful": {"handful": "0.1.0"}, "stages": stages,
         "machine": {"cpu": MODEL, "logical_cpus": 2, "memory_gib": 4.0, "gpus": [QUOTED]},
+        "recipe": {"settings": {"eval": {"runs": {EVAL_RUN: {}}, "models": ["@base", MODEL]}}},
+        "data": {"pools": {RUN: {"source": QUOTED, "license": MODEL}}, "benchmarks": {}},
+        "evaluation": {"level": QUOTED, "purpose": DESCRIPTION, "metrics": {}},
+        "models": {"base": {"name": MODEL}}, "release": {"paper": QUOTED}, "files": {},
     }  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest))
     return report.write(out)

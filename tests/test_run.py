@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from handful import manifest, report
 from handful.cli import app
 from handful.errors import ConfigError
-from handful.records import Generation, read_jsonl, write_jsonl
 from handful.recipe import RUN_RECIPES, load_recipe
+from handful.records import Generation, read_jsonl, write_jsonl
 from handful.run import describe, run_recipe
 
 SECRET = "sk-test-0123456789abcdef"

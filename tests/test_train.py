@@ -55,7 +55,7 @@ def test_sft_makes_a_checkpoint_that_eval_loads(tiny_model, traces, tmp_path):
         EvalConfig(model=str(model), benchmarks=["dyn:addition?digits=2&n=3&seed=9"], sampling={"max_tokens": 8}),
         tmp_path / "eval",
     )
-    assert scores["benchmarks"]["dyn:addition?digits=2"]["n_samples"] == 3
+    assert scores.benchmarks["dyn:addition?digits=2"].n_samples == 3
 
 
 def test_the_lowest_validation_loss_chooses_the_checkpoint(tiny_model, traces, tmp_path):
@@ -158,7 +158,7 @@ def test_lora_saves_an_adapter_and_merged_weights_both_loadable(tiny_model, trac
             ),
             tmp_path / f"eval-{folder}",
         )
-        assert scores["benchmarks"]["dyn:addition?digits=2"]["n_samples"] == 2
+        assert scores.benchmarks["dyn:addition?digits=2"].n_samples == 2
     assert summary["outputs"]["eval_model"] == str(tmp_path / "model")
     # The adapter on its base and the merged weights are one model: the same logits, loaded the
     # way eval loads them. Merging rounds (~1e-4 here); the adapter moved them ~0.4 from the base.

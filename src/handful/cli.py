@@ -4,6 +4,7 @@ the commands so that `--help` is instant."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections import Counter
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ from rich.text import Text
 from handful import __version__
 from handful.errors import ConfigError, HandfulError
 from handful.files import os_error_message
-from handful.terminal import plain, visible
+from handful.stages import STAGES
+from handful.terminal import visible
 
 app = typer.Typer(
     help="Curate, distill, train, scale and evaluate reasoning from a handful of examples.", no_args_is_help=True
@@ -26,6 +28,11 @@ app = typer.Typer(
 # Markup is off: user and model text is printed as it is written; our own styles are Text objects.
 console = Console(markup=False, highlight=False)
 err_console = Console(stderr=True, markup=False, highlight=False)
+
+
+def plain(text: object, style: str | None = None) -> Text:
+    """User or model text as rich Text: control characters shown, never read as markup."""
+    return Text(visible(text), style=style or "")
 
 
 def _fail(message: object) -> NoReturn:
@@ -36,8 +43,6 @@ def _fail(message: object) -> NoReturn:
 @app.callback()
 def _main() -> None:
     """Curate, distill, train, scale and evaluate reasoning from a handful of examples."""
-    import logging
-
     # The library logs; here its records reach stderr as plain lines, control characters shown:
     # handful's own from INFO up ("fresh problems: ...", a curation stage's counts), other
     # libraries' from WARNING up, every warning prefixed "warning: ".
@@ -46,22 +51,24 @@ def _main() -> None:
     if any(h.name == "handful-cli" for h in root.handlers):
         return  # a second command in the same process (tests): one handler is enough
 
-    class Lines(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                from tqdm import tqdm
-
-                text = self.format(record)
-                # The stderr of the moment (a test runner swaps it), written above any progress bar.
-                tqdm.write(f"warning: {text}" if record.levelno >= logging.WARNING else text, file=sys.stderr)
-            except Exception:  # noqa: BLE001 (as logging's own handlers: a failed write is reported, not raised)
-                self.handleError(record)
-
-    handler = Lines()
+    handler = _Lines()
     handler.name = "handful-cli"
     handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name == "handful" or r.name.startswith("handful."))
     handler.addFilter(_visible_log)
     root.addHandler(handler)
+
+
+class _Lines(logging.Handler):
+    """Log records as plain lines on the stderr of the moment (a test runner swaps it), above any progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            text = self.format(record)
+            tqdm.write(f"warning: {text}" if record.levelno >= logging.WARNING else text, file=sys.stderr)
+        except Exception:  # noqa: BLE001 (as logging's own handlers: a failed write is reported, not raised)
+            self.handleError(record)
 
 
 def _visible_log(record) -> bool:
@@ -292,25 +299,25 @@ def _eval_options(prefix: str, **given) -> list[str]:
     return _options(**{prefix + EVAL_KEYS[name]: value for name, value in given.items()})
 
 
-def print_scores(scores: dict) -> None:
+def print_scores(scores) -> None:
     table = Table("benchmark", "problems x n", "accuracy [95% CI]", "maj@k", "pass@k", "tokens think/answer")
-    for name, s in scores["benchmarks"].items():
+    for name, s in scores.benchmarks.items():
         table.add_row(
             visible(name),
-            f"{s['n_problems']} x {s['n_samples'] // s['n_problems']}",
-            f"{s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]",
-            " ".join(f"{k}:{v:.3f}" for k, v in s["maj@k"].items()),
-            " ".join(f"{k}:{v:.3f}" for k, v in s["pass@k"].items()),
-            f"{s['avg_thinking_tokens']:.0f}/{s['avg_answer_tokens']:.0f}",
+            f"{s.n_problems} x {s.n_samples // s.n_problems}",
+            f"{s.accuracy:.3f} [{s.ci95[0]:.3f}, {s.ci95[1]:.3f}]",
+            " ".join(f"{k}:{v:.3f}" for k, v in s.maj_at_k.items()),
+            " ".join(f"{k}:{v:.3f}" for k, v in s.pass_at_k.items()),
+            f"{s.avg_thinking_tokens:.0f}/{s.avg_answer_tokens:.0f}",
         )
     console.print(table)
-    for name, s in scores["benchmarks"].items():
-        console.print(visible(f"{name} outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items()))))
-    for g in scores.get("memorisation", []):
+    for name, s in scores.benchmarks.items():
+        console.print(visible(f"{name} outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items()))))
+    for g in scores.memorisation:
         console.print(
             visible(
-                f"memorisation probe: {g['static']} {g['static_accuracy']:.3f} - {g['fresh']} {g['fresh_accuracy']:.3f} "
-                f"= {g['gap']:+.3f} [{g['gap_ci95'][0]:+.3f}, {g['gap_ci95'][1]:+.3f}]"
+                f"memorisation probe: {g.static} {g.static_accuracy:.3f} - {g.fresh} {g.fresh_accuracy:.3f} "
+                f"= {g.gap:+.3f} [{g.gap_ci95[0]:+.3f}, {g.gap_ci95[1]:+.3f}]"
             )
         )
 
@@ -357,37 +364,12 @@ def eval_(
     set_: Sets = None,
 ) -> None:
     """Evaluate a model on benchmarks; prints and writes scores with confidence intervals."""
-    from handful.config import EvalConfig, load_config
-    from handful.evaluation import evaluate
-
-    overrides = _eval_options(
-        "",
-        model=model,
-        benchmark=benchmark,
-        data=data,
-        limit=limit,
-        n=n,
-        engine=engine,
-        base_url=base_url,
-        served_model=served_model,
-        api_key_env=api_key_env,
-        batch_size=batch_size,
-        dtype=dtype,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        max_tokens=max_tokens,
-        seed=seed,
-        min_thinking_tokens=min_thinking_tokens,
-        max_thinking_tokens=max_thinking_tokens,
-        max_waits=max_waits,
-        continuation=continuation,
-    ) + list(set_ or [])
+    overrides = _eval_options("", **{name: value for name, value in locals().items() if name in EVAL_KEYS})
     with _guard(f"every finished sample is kept in {out / 'samples.jsonl'}; run the same command again to resume"):
-        cfg = load_config(EvalConfig, config, overrides)
-        scores = evaluate(cfg, out)
+        cfg = STAGES["eval"].config(config, overrides + list(set_ or []))
+        scores = STAGES["eval"].run(cfg, out)
     print_scores(scores)
-    fresh = [b for b in scores["config"]["benchmarks"] if b.startswith("dyn:")]
+    fresh = [b for b in scores.config["benchmarks"] if b.startswith("dyn:")]
     if fresh:
         console.print(visible("procedural benchmarks (reproduce with these specs): " + ", ".join(fresh)))
     console.print(
@@ -434,9 +416,7 @@ def curate(
     set_: Sets = None,
 ) -> None:
     """Curate a pool down to a handful of hard, diverse, clean problems; prints the funnel."""
-    from handful.config import load_config
-    from handful.curation import CurateConfig
-    from handful.curation import curate as run_curate
+    from handful.curation.config import reference as reference_settings
 
     overrides = _options(
         pools=list(pool) if pool else None,
@@ -445,23 +425,14 @@ def curate(
         **{"difficulty.candidates": candidates, "difficulty.policy": policy},
     )
     if reference:
-        refs = [
-            {
-                "model": m,
-                "n": samples or 1,
-                "sampling": {"temperature": 0.7 if (samples or 1) > 1 else 0.0, "max_tokens": 512},
-            }
-            for m in reference
-        ]
+        refs = [reference_settings(m, *([samples] if samples else [])) for m in reference]
         overrides += ["difficulty.enabled=true", f"difficulty.references={json.dumps(refs)}"]
     with _guard(
         f"finished stages and graded samples are kept under {out / 'stages'}; run the same command again to resume"
     ):
-        cfg = load_config(CurateConfig, config, overrides + list(set_ or []))
-        funnel = run_curate(
-            cfg,
-            out,
-            on_stage=lambda name, before, after: console.print(visible(f"{name}: {before} -> {after}")),
+        cfg = STAGES["curate"].config(config, overrides + list(set_ or []))
+        funnel = STAGES["curate"].run(
+            cfg, out, on_stage=lambda name, before, after: console.print(visible(f"{name}: {before} -> {after}"))
         )
     table = Table("stage", "count", "removed", "main reasons")
     for row in funnel:
@@ -545,9 +516,7 @@ def distill(
     set_: Sets = None,
 ) -> None:
     """Distill reasoning traces from a teacher (or import them), graded, into traces.jsonl and sft.jsonl."""
-    from handful.config import load_config
-    from handful.distill import DistillConfig, import_traces
-    from handful.distill import distill as run_distill
+    from handful.distill import import_traces
 
     with _guard(f"every finished trace is kept in {out / 'traces.jsonl'}; run the same command again to resume"):
         if import_ is not None:
@@ -559,19 +528,13 @@ def distill(
             if bad:
                 raise ConfigError(f"--map {bad[0]!r}: expected KEY=FIELD, e.g. --map question=problem")
             mapping = dict(item.split("=", 1) for item in map_ or [])
-            summary = import_traces(
-                import_,
-                out,
-                preset=format_,
-                mapping=mapping,
-                student=student or "smollm2-135m",
-                keep=keep or "correct",
-                select=select or "shortest",
-            )
+            given = {"student": student, "keep": keep, "select": select}
+            options = {k: v for k, v in given.items() if v is not None}
+            summary = import_traces(import_, out, preset=format_, mapping=mapping, **options)
         else:
             engine, model = _teacher(teacher) if teacher else (None, None)
             if engine == "program" and model is None:
-                model = student or "smollm2-135m"
+                model = student  # the program writes in the student's format
             overrides = _options(
                 problems=problems,
                 limit=limit,
@@ -599,7 +562,8 @@ def distill(
                     "teacher.engine.concurrency": concurrency,
                 }
             )
-            summary = run_distill(load_config(DistillConfig, config, overrides + list(set_ or [])), out)
+            cfg = STAGES["distill"].config(config, overrides + list(set_ or []))
+            summary = STAGES["distill"].run(cfg, out)
     table = Table(
         "traces", "problems", "correct", "truncated", "never closed", "tokens median/p90/max", "sft records", "cost"
     )
@@ -652,23 +616,12 @@ Accelerate = Annotated[
 def _train(
     kind: str, out: Path, config: str | None, overrides: list[str], resume: bool, accelerate_config: str | None
 ) -> dict:
-    from handful.config import load_config
     from handful.training import launch
-    from handful.training.config import GRPORecipe, SFTRecipe, recipe_path
 
     if accelerate_config and not launch.launched():
         raise typer.Exit(launch.relaunch(accelerate_config, sys.argv[1:]))
     with _guard(f"checkpoints are kept under {out}; rerun the same command with --resume to continue"):
-        recipe = load_config(
-            SFTRecipe if kind == "sft" else GRPORecipe, recipe_path(config) if config else None, overrides
-        )
-        if kind == "sft":
-            from handful.training.sft import train_sft
-
-            return train_sft(recipe, out, resume=resume)
-        from handful.training.grpo import train_grpo
-
-        return train_grpo(recipe, out, resume=resume)
+        return STAGES[kind].run(STAGES[kind].config(config, overrides), out, resume=resume)
 
 
 @train_app.command("sft")
@@ -806,10 +759,6 @@ def scale(
     set_: Sets = None,
 ) -> None:
     """Sweep thinking budgets; write the accuracy-vs-thinking-tokens curve and its picture."""
-    from handful.config import load_config
-    from handful.scaling import ScaleConfig
-    from handful.scaling import scale as run_scale
-
     overrides = _options(
         max_thinking=_ints("--max-thinking", max_thinking),
         min_thinking=_ints("--min-thinking", min_thinking),
@@ -827,7 +776,7 @@ def scale(
         base_url=base_url,
     ) + list(set_ or [])
     with _guard(f"finished samples are kept under {out / 'points'}; run the same command again to resume"):
-        result = run_scale(load_config(ScaleConfig, config, overrides), out)
+        result = STAGES["scale"].run(STAGES["scale"].config(config, overrides), out)
     table = Table("point", "benchmark", "think tok", "accuracy [95% CI]", "maj@k", "control")
     for p in result["points"]:
         table.add_row(
@@ -851,16 +800,15 @@ RunOut = Annotated[
 
 
 def _print_comparisons(out: Path) -> None:
-    from handful import report
-    from handful.files import read_json
+    from handful import outputs, report
 
-    manifest = read_json(out / "manifest.json", "manifest")
-    for c in report.comparisons(out, manifest):
+    for c in report.comparisons(outputs.read(out)):
         b, a, d = c["baseline"], c["accuracy"], c["difference_ci95"]
         console.print(
             visible(
-                f"{c['run']:>8} {c['benchmark']:<28} {c['against']} {b['accuracy']:.3f} [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}] -> "
-                f"{c['model']} {a['accuracy']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]  difference {c['difference']:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}]"
+                f"{c['run']:>8} {c['benchmark']:<28} {c['against']} {b['accuracy']:.3f} "
+                f"[{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}] -> {c['model']} {a['accuracy']:.3f} "
+                f"[{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]  difference {c['difference']:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}]"
                 + ("  (intervals apart)" if c["separated"] else "")
             ),
             highlight=False,
@@ -871,7 +819,8 @@ def _print_comparisons(out: Path) -> None:
 def _run(recipe_name: str, out: Path | None, dry_run: bool, set_: list[str] | None) -> Path | None:
     import yaml
 
-    from handful.run import describe, load_recipe, run_recipe, unseeded
+    from handful.recipe import load_recipe, unseeded
+    from handful.run import describe, run_recipe
 
     with _guard(f"finished work is kept in {out}; run the same command again to resume"):
         recipe, text = load_recipe(recipe_name, list(set_ or []))
@@ -935,7 +884,9 @@ def demo(out: RunOut = None) -> None:
 
 @app.command()
 def transparency(
-    run_dir: Annotated[Path, typer.Argument(help="A directory written by `handful run`.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A directory written by `handful run`, or by eval, scale, curate, distill or train.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Score a run on the O1 Replication Journey transparency checklist (100 points), item by item."""
@@ -960,15 +911,26 @@ def transparency(
     console.print(table)
     dims = ", ".join(f"{d} {result['by_dimension'][d]}/{result['maximum'][d]}" for d in result["maximum"])
     console.print(visible(f"total {result['total']}/100 ({dims}); checklist: {result['source']}"))
+    if result["written_by"] != "handful run":
+        console.print(
+            visible(
+                f"{run_dir} is the folder of `{result['written_by']}`: what only `handful run` records (the machine, "
+                "the models' checksums, the code's revision, why these benchmarks) costs the points marked missing"
+            )
+        )
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A directory written by `handful run`.")]) -> None:
-    """Write RUN_DIR/report.html: one self-contained page (works offline)."""
+def report(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A directory written by `handful run`, or by eval, scale, curate, distill or train.")
+    ],
+) -> None:
+    """Write RUN_DIR/report.html (one self-contained page that works offline) and RUN_DIR/transparency.json."""
     from handful import report as page
     from handful import transparency as checklist
 
     with _guard():
+        path = page.write(run_dir)  # its transparency section counts the page itself
         checklist.write(run_dir)
-        path = page.write(run_dir)
     console.print(visible(f"report: {path}"))

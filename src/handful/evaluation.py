@@ -9,7 +9,6 @@ than mixed into the same results.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import platform
 import time
@@ -21,16 +20,18 @@ from handful import __version__, tasks
 from handful.benchmarks import benchmark_name, load_benchmark, subset
 from handful.config import EvalConfig
 from handful.engines import ENGINES, Prompt, load_tokenizer
+from handful.engines.base import with_opener
 from handful.errors import ConfigError, lookup
-from handful.files import RunDirectory, read_json, register_config_secrets, write_json
+from handful.files import RunDirectory, read_json, register_config_secrets, settings_key, write_json
 from handful.grading import Grader, GradeRequest
-from handful.metrics import difference_ci, per_problem_accuracy, score
+from handful.metrics import MemorisationGap, Score, Scores, difference_ci, per_problem_accuracy, score
 from handful.models import resolve
 from handful.prompts import messages, render
-from handful.records import Generation, Problem, RecordStore
+from handful.records import Generation, Posed, Problem, RecordStore, read_jsonl, write_jsonl
 from handful.terminal import visible
 
 RUN_FILE, SAMPLES_FILE, SCORES_FILE = "run.json", "samples.jsonl", "scores.json"
+POSED_FILE = "benchmarks.jsonl"  # every problem each benchmark posed, in order
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def fingerprint(cfg: EvalConfig, by_benchmark: dict[str, list[Problem]]) -> dict
 
 def stamp(fingerprint: dict) -> str:
     """A short name for a set of settings, stored in every sample they made."""
-    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    return settings_key(fingerprint)[:16]
 
 
 def _read_run_file(out: Path) -> dict | None:
@@ -137,7 +138,7 @@ def grade_generations(
     requests = []
     for g in generations:
         p = problems[(g.benchmark, g.problem_id)]
-        text = spec.think_open + g.text if spec.open_thinking else g.text
+        text = with_opener(g.text, spec)
         choices = tuple(p.choices) if p.choices else None
         requests.append(
             GradeRequest(
@@ -157,7 +158,7 @@ def grade_generations(
     ]
 
 
-def evaluate(cfg: EvalConfig, out: str | Path) -> dict:
+def evaluate(cfg: EvalConfig, out: str | Path) -> Scores:
     with RunDirectory(out) as folder:
         cfg, by_benchmark, samples = generate(cfg, folder, SAMPLES_FILE)
         return write_scores(cfg, folder, by_benchmark, samples)
@@ -191,6 +192,7 @@ def generate(
     problems = {(name, p.id): p for name, ps in by_benchmark.items() for p in ps}
     mine = fingerprint(cfg, by_benchmark)
     _check_run_dir(out, cfg, mine, samples_file)
+    write_jsonl(out / POSED_FILE, [Posed(benchmark=name, problem=p) for name, ps in by_benchmark.items() for p in ps])
     run_stamp = stamp(mine)
     # Closed whatever happens, so a failed run leaves no open file behind (a full disk must be unmountable).
     with RecordStore(out / samples_file, Generation, key=lambda g: g.key) as store:
@@ -250,29 +252,40 @@ def generate(
     return cfg, by_benchmark, store.records
 
 
-def write_scores(cfg: EvalConfig, out: Path, by_benchmark: dict[str, list[Problem]], samples: list[Generation]) -> dict:
-    results = {}
-    for name, ps in by_benchmark.items():
-        mine = [g for g in samples if g.benchmark == name]
-        results[name] = score(mine, cfg.n, expected=[p.id for p in ps], seed=cfg.sampling.seed).model_dump(
-            mode="json", by_alias=True
+def write_scores(
+    cfg: EvalConfig, out: Path, by_benchmark: dict[str, list[Problem]], samples: list[Generation]
+) -> Scores:
+    results = {
+        name: score(
+            [g for g in samples if g.benchmark == name], cfg.n, expected=[p.id for p in ps], seed=cfg.sampling.seed
         )
-    scores = {
-        "benchmarks": results,
-        "memorisation": memorisation_gaps(results, samples, cfg.n, cfg.sampling.seed),
-        "config": cfg.model_dump(mode="json"),
-        "versions": versions(),
+        for name, ps in by_benchmark.items()
     }
-    write_json(out / SCORES_FILE, scores)
-    return json.loads((out / SCORES_FILE).read_text(encoding="utf-8"))  # as written: secrets removed
+    scores = Scores(
+        benchmarks=results,
+        memorisation=memorisation_gaps(results, samples, cfg.n, cfg.sampling.seed),
+        config=cfg.model_dump(mode="json"),
+        versions=versions(),
+    )
+    write_json(out / SCORES_FILE, scores.model_dump(mode="json"))
+    return Scores.model_validate(read_json(out / SCORES_FILE, "scores file"))  # as written: secrets removed
 
 
-def memorisation_gaps(results: dict, samples: list[Generation], n: int, seed: int = 0) -> list[dict]:
+def posed(folder: Path) -> dict[tuple[str, str], Problem]:
+    """(benchmark, problem id) -> the problem, as an eval run stored them; empty for a run made
+    before they were stored."""
+    path = folder / POSED_FILE
+    return {(r.benchmark, r.problem.id): r.problem for r in read_jsonl(path, Posed)} if path.exists() else {}
+
+
+def memorisation_gaps(
+    results: dict[str, Score], samples: list[Generation], n: int, seed: int = 0
+) -> list[MemorisationGap]:
     """Static benchmark minus its fresh procedural copy, where a run holds both (GSM8K and
     `dyn:gsm-template`): a model that learned the skill scores alike on both; a clearly
     positive gap, CI above zero, says the static score is partly recall."""
     gaps = []
-    for fresh in results:
+    for fresh, fresh_score in results.items():
         if not fresh.startswith(tasks.SCHEME):
             continue
         name, _ = tasks.parse_spec(fresh)
@@ -285,13 +298,13 @@ def memorisation_gaps(results: dict, samples: list[Generation], n: int, seed: in
             seed=seed,
         )
         gaps.append(
-            {
-                "static": static,
-                "fresh": fresh,
-                "static_accuracy": results[static]["accuracy"],
-                "fresh_accuracy": results[fresh]["accuracy"],
-                "gap": gap,
-                "gap_ci95": ci,
-            }
+            MemorisationGap(
+                static=static,
+                fresh=fresh,
+                static_accuracy=results[static].accuracy,
+                fresh_accuracy=fresh_score.accuracy,
+                gap=gap,
+                gap_ci95=ci,
+            )
         )
     return gaps

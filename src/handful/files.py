@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import hashlib
 import json
 import os
 import re
@@ -157,6 +158,12 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, data) -> Path:
     return write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def settings_key(settings) -> str:
+    """sha256 of settings as sorted JSON: the one way work is keyed for resuming (a run's stages,
+    curation's steps, an eval run's samples), so that the same settings find the same work."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def read_json(path: str | Path, what: str = "file", expect: type = dict):

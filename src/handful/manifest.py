@@ -251,24 +251,29 @@ def models_used(recipe: RunRecipe, out: Path) -> dict[str, str]:
     return found
 
 
-def data_sources(recipe: RunRecipe, sha: HashCache) -> dict:
+def recipe_data(recipe: RunRecipe) -> tuple[list[str], list[str], list[str]]:
+    """(pools, benchmark specs, benchmarks decontaminated against) of a recipe."""
+    specs = [b for cfg in (recipe.eval.runs.values() if recipe.eval else []) for b in cfg.benchmarks]
+    specs += recipe.scale.sweep.eval.benchmarks if recipe.scale else []
+    against = recipe.curate.decontaminate.benchmarks if recipe.curate and recipe.curate.decontaminate.enabled else []
+    return (recipe.curate.pools if recipe.curate else []), specs, against
+
+
+def data_sources(pools: list[str], specs: list[str], against: list[str], sha: HashCache) -> dict:
+    """Where every pool and benchmark came from, and its license."""
     from handful import tasks
     from handful.benchmarks import benchmark_name
     from handful.benchmarks.builtin import SOURCES
     from handful.curation.pools import pool_source
 
-    pools = {}
-    for spec in recipe.curate.pools if recipe.curate else []:
+    found = {}
+    for spec in pools:
         source, license_ = pool_source(spec)
-        pools[spec] = {"source": source, "license": license_}
+        found[spec] = {"source": source, "license": license_}
         if Path(spec).is_file():
-            pools[spec]["sha256"] = sha(Path(spec))
+            found[spec]["sha256"] = sha(Path(spec))
     benchmarks = {}
-    specs = [b for cfg in (recipe.eval.runs.values() if recipe.eval else []) for b in cfg.benchmarks]
-    specs += recipe.scale.sweep.eval.benchmarks if recipe.scale else []
-    if recipe.curate and recipe.curate.decontaminate.enabled:
-        specs += [b for b in recipe.curate.decontaminate.benchmarks if b != "all"]
-    for spec in dict.fromkeys(specs):
+    for spec in dict.fromkeys([*specs, *(b for b in against if b != "all")]):
         name = benchmark_name(spec)
         if name in SOURCES:
             benchmarks[spec] = {"source": SOURCES[name][0], "license": SOURCES[name][1]}
@@ -279,13 +284,7 @@ def data_sources(recipe: RunRecipe, sha: HashCache) -> dict:
             }
         else:
             benchmarks[spec] = {"source": f"user-supplied {spec}", "license": "as given by its owner"}
-    return {
-        "pools": pools,
-        "benchmarks": benchmarks,
-        "decontaminated_against": (
-            recipe.curate.decontaminate.benchmarks if recipe.curate and recipe.curate.decontaminate.enabled else []
-        ),
-    }
+    return {"pools": found, "benchmarks": benchmarks, "decontaminated_against": against}
 
 
 def seeds(recipe: RunRecipe, out: Path) -> dict:
@@ -314,11 +313,21 @@ def _example_problem(out: Path):
     return None
 
 
+def evaluation_protocol(purpose: str | None) -> dict:
+    from handful.metrics import DEFINITIONS
+
+    return {
+        "level": "answer: the final answer is extracted and checked for mathematical equivalence (math-verify); "
+        "steps are not graded",
+        "metrics": DEFINITIONS,
+        "purpose": purpose,
+    }
+
+
 def write(out: Path, recipe: RunRecipe, state: dict, stages: list[Stage]) -> dict:
     import yaml
 
     from handful.evaluation import versions
-    from handful.metrics import DEFINITIONS
 
     out = Path(out)
     sha = HashCache(out / HASHES)
@@ -353,15 +362,11 @@ def write(out: Path, recipe: RunRecipe, state: dict, stages: list[Stage]) -> dic
             for s in stages
         ],
         "seeds": seeds(recipe, out),
-        "data": data_sources(recipe, sha),
+        "data": data_sources(*recipe_data(recipe), sha),
         "models": {
             label: model_record(name, label, out, sha, example) for label, name in models_used(recipe, out).items()
         },
-        "evaluation": {
-            "level": "answer: the final answer is extracted and checked for mathematical equivalence (math-verify); steps are not graded",
-            "metrics": DEFINITIONS,
-            "purpose": recipe.eval.purpose if recipe.eval else None,
-        },
+        "evaluation": evaluation_protocol(recipe.eval.purpose if recipe.eval else None),
         "release": recipe.release,
         "files": output_files(out, sha),
     }

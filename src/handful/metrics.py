@@ -11,23 +11,49 @@ from collections.abc import Iterable
 from math import comb
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from handful.errors import ScoringError
 from handful.records import Generation
 
 
 class Score(BaseModel):
+    """One benchmark's score. Written (scores.json, the manifest) and read back under the names
+    the papers use (`pass@k`, `maj@k`); built in Python under the field names."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
     n_problems: int
     n_samples: int
     accuracy: float
     ci95: tuple[float, float]
-    pass_at_k: dict[str, float] = Field(serialization_alias="pass@k")
-    maj_at_k: dict[str, float] = Field(serialization_alias="maj@k")
-    maj_ci95: dict[str, tuple[float, float]] = Field(serialization_alias="maj@k_ci95")
+    pass_at_k: dict[str, float] = Field(alias="pass@k")
+    maj_at_k: dict[str, float] = Field(alias="maj@k")
+    maj_ci95: dict[str, tuple[float, float]] = Field(alias="maj@k_ci95")
     avg_thinking_tokens: float
     avg_answer_tokens: float
     outcomes: dict[str, int]
+
+
+class MemorisationGap(BaseModel):
+    """A static benchmark's accuracy minus its fresh procedural copy's, on one model."""
+
+    static: str
+    fresh: str
+    static_accuracy: float
+    fresh_accuracy: float
+    gap: float
+    gap_ci95: tuple[float, float]
+
+
+class Scores(BaseModel):
+    """What an eval run scored (`scores.json`): each benchmark's score, the memorisation gaps,
+    and the settings and versions that made them."""
+
+    benchmarks: dict[str, Score]
+    memorisation: list[MemorisationGap] = Field(default_factory=list)
+    config: dict
+    versions: dict[str, str]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

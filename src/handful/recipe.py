@@ -12,7 +12,6 @@ problems), `@distill` (the fine-tuning set), `@train` (the trained model).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from handful.config import Config, EvalConfig, load_config
 from handful.curation.config import CurateConfig
 from handful.distill import DistillConfig
 from handful.errors import ConfigError
-from handful.files import safe_name
+from handful.files import safe_name, settings_key
 from handful.layout import slug
 from handful.scaling import ScaleConfig
 from handful.training.config import GRPORecipe, SFTRecipe, recipe_path, shipped_file
@@ -204,7 +203,7 @@ def keys(stages: list[Stage]) -> dict[str, str]:
     found: dict[str, str] = {}
     for s in stages:
         body = {"kind": s.kind, "config": s.config.model_dump(mode="json"), "needs": {n: found[n] for n in s.needs}}
-        found[s.name] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        found[s.name] = settings_key(body)
     return found
 
 

@@ -44,6 +44,14 @@ class Problem(Record):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class Posed(Record):
+    """A problem as one benchmark of an eval run posed it: stored beside the samples, so that
+    what reads the run (the report) never has to rebuild the benchmark."""
+
+    benchmark: str
+    problem: Problem
+
+
 class Removal(Record):
     """A problem a curation stage took out, with why: the funnel's evidence."""
 

@@ -1,6 +1,7 @@
 """`OUT/report.html`: one self-contained page about a run (no network, no script library).
 
-Sections appear for what the run did: the headline before/after numbers with intervals, the
+It works on any directory handful wrote (`handful.outputs` reads it): a `handful run`
+directory, or the folder of a single command. Sections appear for what the run did: the headline before/after numbers with intervals, the
 curation funnel, the traces, training curves, scores per benchmark with their sampling
 settings, accuracy against thinking tokens and maj@k, the transparency score, every stage's
 settings, and a browser of the samples (filter by run, benchmark and verdict, search; thinking
@@ -18,11 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from handful import charts
+from handful import charts, transparency
 from handful.files import read_json, write_text
-from handful.manifest import MANIFEST
+from handful.layout import REPORT
+from handful.metrics import Score
+from handful.outputs import RunView, StageView, read
+from handful.records import Generation, Problem, read_jsonl
 
-REPORT = "report.html"
 ASSETS = Path(__file__).resolve().parent / "data" / "report"
 MAX_SAMPLES = 5000  # in the browser; the rest stay in samples.jsonl
 
@@ -37,24 +40,20 @@ def _table(header: list[str], rows: list[list], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _ci(s: dict) -> str:
-    return f"{s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"
+def _ci(s: dict | Score) -> str:
+    accuracy, ci = (s.accuracy, s.ci95) if isinstance(s, Score) else (s["accuracy"], s["ci95"])
+    return f"{accuracy:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def _section(ident: str, title: str, body: str) -> str:
     return f'<section id="{ident}"><h2>{escape(title)}</h2>{body}</section>'
 
 
-def eval_stages(manifest: dict) -> list[dict]:
-    return [s for s in manifest["stages"] if s["kind"] == "eval" and s.get("status") == "done"]
-
-
-def comparisons(out: Path, manifest: dict) -> list[dict]:
+def comparisons(view: RunView) -> list[dict]:
     """Within each eval run, every model against the first (e.g. trained vs base), per benchmark
     and, when the run holds several, over all its problems together; always on the same
     problems: the difference and its 95 % interval."""
     from handful.metrics import bootstrap_ci, difference_ci, per_problem_accuracy
-    from handful.records import Generation, read_jsonl
 
     def row(run, bench, model, against, mine: list[float], theirs: list[float]) -> dict:
         ours = {"accuracy": sum(mine) / len(mine), "ci95": bootstrap_ci(mine)}
@@ -73,27 +72,28 @@ def comparisons(out: Path, manifest: dict) -> list[dict]:
             "separated": ours["ci95"][0] > base["ci95"][1] or ours["ci95"][1] < base["ci95"][0],
         }
 
-    groups: dict[str, list[dict]] = {}
-    for s in eval_stages(manifest):
-        groups.setdefault(s["name"].split("/")[1], []).append(s)
+    groups: dict[str, list[StageView]] = {}
+    for s in view.of("eval"):
+        if s.done and s.run is not None:
+            groups.setdefault(s.run, []).append(s)
     found = []
     for run, stages in groups.items():
         if len(stages) < 2:
             continue
         first = stages[0]
-        base_samples = read_jsonl(out / first["name"] / "samples.jsonl", Generation)
+        base_samples = read_jsonl(first.folder / "samples.jsonl", Generation)
         for other in stages[1:]:
-            samples = read_jsonl(out / other["name"] / "samples.jsonl", Generation)
+            samples = read_jsonl(other.folder / "samples.jsonl", Generation)
             pooled: tuple[list[float], list[float]] = ([], [])
-            for bench, s in other["scores"].items():
-                n = s["n_samples"] // max(s["n_problems"], 1)
+            for bench, s in other.scores.items():
+                n = s.n_samples // max(s.n_problems, 1)
                 mine = per_problem_accuracy([g for g in samples if g.benchmark == bench], n)
                 theirs = per_problem_accuracy([g for g in base_samples if g.benchmark == bench], n)
-                found.append(row(run, bench, other["name"].split("/")[2], first["name"].split("/")[2], mine, theirs))
+                found.append(row(run, bench, other.model, first.model, mine, theirs))
                 pooled[0].extend(mine)
                 pooled[1].extend(theirs)
-            if len(other["scores"]) > 1:
-                found.append(row(run, "all of them", other["name"].split("/")[2], first["name"].split("/")[2], *pooled))
+            if len(other.scores) > 1:
+                found.append(row(run, "all of them", other.model, first.model, *pooled))
     return found
 
 
@@ -142,8 +142,9 @@ def _headline(found: list[dict]) -> str:
     )
 
 
-def _funnel(out: Path) -> str:
-    funnel = _json(out / "curate" / "funnel.json")
+def _funnel(view: RunView) -> str:
+    stage = view.stage("curate")
+    funnel = _json(stage.folder / "funnel.json") if stage else None
     if not funnel:
         return ""
     bars = [(row["stage"], row["count"], None) for row in funnel]
@@ -156,14 +157,11 @@ def _funnel(out: Path) -> str:
         ]
         for row in funnel
     ]
-    selected = out / "curate" / "selected.jsonl"
+    selected = stage.folder / "selected.jsonl"
     domains: dict[str, int] = {}
     if selected.exists():
-        for line in selected.read_text().splitlines():
-            record = json.loads(line)
-            domain = (
-                record.get("metadata", {}).get("curation", {}).get("domain") or record.get("domain") or "unlabelled"
-            )
+        for p in read_jsonl(selected, Problem, allow_empty=True):
+            domain = p.metadata.get("curation", {}).get("domain") or p.domain or "unlabelled"
             domains[domain] = domains.get(domain, 0) + 1
     spread = _table(["domain", "selected"], sorted(domains.items())) if domains else ""
     return _section(
@@ -172,12 +170,14 @@ def _funnel(out: Path) -> str:
         charts.bar_chart("problems after each stage", bars, "problems")
         + _table(["stage", "count", "removed", "main reasons"], rows)
         + spread
-        + '<p class="note">Every removed problem, with its stage, reason and evidence: <code>curate/removed.jsonl</code>.</p>',
+        + '<p class="note">Every removed problem, with its stage, reason and evidence: '
+        f"<code>{escape(view.relative(stage.folder / 'removed.jsonl'))}</code>.</p>",
     )
 
 
-def _traces(out: Path) -> str:
-    stats = _json(out / "distill" / "stats.json")
+def _traces(view: RunView) -> str:
+    stage = view.stage("distill")
+    stats = _json(stage.folder / "stats.json") if stage else None
     if not stats:
         return ""
     t = stats.get("completion_tokens", {})
@@ -194,8 +194,10 @@ def _traces(out: Path) -> str:
     return _section("traces", "Distilled traces", _table(["", ""], rows))
 
 
-def _training(out: Path) -> str:
-    record = _json(out / "train" / "train.json")
+def _training(view: RunView) -> str:
+    stage = view.stage("train")
+    records = sorted(stage.folder.glob("stage-*/train.json")) if stage else []
+    record = _json(stage.folder / "train.json") or (_json(records[-1]) if records else None) if stage else None
     if not record:
         return ""
     log = record.get("log", [])
@@ -224,28 +226,28 @@ def _training(out: Path) -> str:
     return _section("training", "Training", chart + _table(["", ""], facts))
 
 
-def _scores(out: Path, manifest: dict) -> str:
+def _scores(view: RunView) -> str:
     rows, series = [], {}
-    for s in eval_stages(manifest):
-        cfg = s["config"]
-        p, budget = cfg["sampling"], {k: v for k, v in cfg["budget"].items() if v}
-        for bench, sc in s["scores"].items():
+    for s in view.of("eval"):
+        if not s.done or not s.config:
+            continue
+        p, budget = s.config["sampling"], {k: v for k, v in s.config["budget"].items() if v}
+        for bench, sc in s.scores.items():
             rows.append(
                 [
-                    s["name"],
+                    s.name or s.model,
                     bench,
-                    f"{sc['n_problems']} x {sc['n_samples'] // max(sc['n_problems'], 1)}",
+                    f"{sc.n_problems} x {sc.n_samples // max(sc.n_problems, 1)}",
                     _ci(sc),
-                    " ".join(f"{k}:{v:.3f}" for k, v in sc["maj@k"].items()),
-                    " ".join(f"{k}:{v:.3f}" for k, v in sc["pass@k"].items()),
-                    f"{sc['avg_thinking_tokens']:.0f} / {sc['avg_answer_tokens']:.0f}",
+                    " ".join(f"{k}:{v:.3f}" for k, v in sc.maj_at_k.items()),
+                    " ".join(f"{k}:{v:.3f}" for k, v in sc.pass_at_k.items()),
+                    f"{sc.avg_thinking_tokens:.0f} / {sc.avg_answer_tokens:.0f}",
                     f"T={p['temperature']} top_p={p['top_p']} max_tokens={p['max_tokens']} seed={p['seed']}",
                     budget or "off",
                 ]
             )
-            model = s["name"].split("/")[2]
-            series.setdefault(f"{model} {bench}", []).append(
-                (max(sc["avg_thinking_tokens"], 1), sc["accuracy"], tuple(sc["ci95"]))
+            series.setdefault(f"{s.model} {bench}", []).append(
+                (max(sc.avg_thinking_tokens, 1), sc.accuracy, tuple(sc.ci95))
             )
     if not rows:
         return ""
@@ -274,9 +276,12 @@ def _scores(out: Path, manifest: dict) -> str:
     return _section("scores", "Scores", table + chart)
 
 
-def _scaling(out: Path) -> str:
+def _scaling(view: RunView) -> str:
     parts = []
-    for curve_file in sorted((out / "scale").glob("*/curve.json")):
+    for stage in view.of("scale"):
+        curve_file = stage.folder / "curve.json"
+        if not curve_file.exists():
+            continue
         curve = read_json(curve_file, "curve")
         series: dict[str, list] = {}
         rows = []
@@ -294,7 +299,7 @@ def _scaling(out: Path) -> str:
                     f"{p['control']:.2f}",
                 ]
             )
-        label = curve_file.parent.name
+        label = stage.model or curve_file.parent.name
         parts.append(
             charts.line_chart(
                 f"{label}: accuracy vs thinking tokens",
@@ -309,10 +314,7 @@ def _scaling(out: Path) -> str:
     return _section("scaling", "Test-time scaling", "".join(parts)) if parts else ""
 
 
-def _transparency(out: Path) -> str:
-    score = _json(out / "transparency.json")
-    if not score:
-        return ""
+def _transparency(score: dict) -> str:
     dims = ", ".join(f"{d} {score['by_dimension'][d]}/{score['maximum'][d]}" for d in score["maximum"])
     rows = [
         [i["dimension"], i["question"], f"{i['earned']}/{i['points']}", i["status"], i["evidence"]]
@@ -328,42 +330,42 @@ def _transparency(out: Path) -> str:
     )
 
 
-def _settings(manifest: dict) -> str:
+def _settings(view: RunView) -> str:
     parts = []
-    for s in manifest["stages"]:
-        text = yaml.safe_dump(s.get("config"), sort_keys=False) if s.get("config") else "(not run yet)"
-        command = " ".join(s.get("command", []))
-        timing = f", {s['seconds_spent'] / 60:.1f} min" if "seconds_spent" in s else ""
+    for s in view.stages:
+        text = yaml.safe_dump(s.config, sort_keys=False) if s.config else "(not run yet)"
+        command = " ".join(s.command) or view.written_by
+        timing = f", {s.seconds_spent / 60:.1f} min" if s.seconds_spent is not None else ""
         parts.append(
-            f"<details><summary>{escape(s['name'])} ({escape(s.get('status', 'not run'))}{timing})</summary>"
+            f"<details><summary>{escape(s.name or s.kind)} ({escape(s.status)}{timing})</summary>"
             f"<p><code>{escape(command)}</code></p><pre>{escape(text)}</pre></details>"
         )
-    m = manifest["machine"]
-    machine = f"{m.get('cpu', m.get('processor'))}, {m.get('logical_cpus')} CPUs, {m.get('memory_gib')} GiB, GPUs: {m.get('gpus') or 'none'}"
+    m = view.manifest["machine"]
+    machine = (
+        f"{m.get('cpu', m.get('processor'))}, {m.get('logical_cpus')} CPUs, {m.get('memory_gib')} GiB, "
+        f"GPUs: {m.get('gpus') or 'none'}"
+        if m
+        else f"machine not recorded (`{view.written_by}` does not record it; `handful run` does)"
+    )
+    version = view.manifest["handful"].get("handful", "version not recorded")
     return _section(
-        "settings",
-        "Stages and settings",
-        f"<p>{escape(machine)}; handful {escape(manifest['handful']['handful'])}</p>" + "".join(parts),
+        "settings", "Stages and settings", f"<p>{escape(machine)}; handful {escape(version)}</p>" + "".join(parts)
     )
 
 
-def _samples(out: Path, manifest: dict) -> tuple[str, list[dict]]:
-    from handful.config import EvalConfig
-    from handful.evaluation import load_problems
-    from handful.records import Generation, read_jsonl
+def _samples(view: RunView) -> tuple[str, list[dict]]:
+    from handful.evaluation import SAMPLES_FILE, posed
 
     data = []
-    for s in eval_stages(manifest):
-        problems = {}
-        run_file = out / s["name"] / "run.json"
-        if run_file.exists():
-            cfg = EvalConfig.model_validate(read_json(run_file, "run settings file")["config"])
-            problems = {(name, p.id): p for name, ps in load_problems(cfg).items() for p in ps}
-        for g in read_jsonl(out / s["name"] / "samples.jsonl", Generation):
+    for s in view.of("eval"):
+        if not (s.folder / SAMPLES_FILE).exists():
+            continue
+        problems = posed(s.folder)  # as the run stored them: a benchmark is never rebuilt here
+        for g in read_jsonl(s.folder / SAMPLES_FILE, Generation):
             p = problems.get((g.benchmark, g.problem_id))
             data.append(
                 {
-                    "run": s["name"],
+                    "run": s.name or s.model,
                     "benchmark": g.benchmark,
                     "id": g.problem_id,
                     "i": g.sample_index,
@@ -411,22 +413,18 @@ def _embedded(data) -> str:
 
 
 def render(out: str | Path) -> str:
-    out = Path(out)
-    manifest = _json(out / MANIFEST)
-    if manifest is None:
-        from handful.errors import ConfigError
-
-        raise ConfigError(f"{out}: no {MANIFEST}; `handful report` reads a directory written by `handful run`")
-    browser, samples = _samples(out, manifest)
+    """The page for any directory handful wrote; its transparency score counts the page itself."""
+    view = read(out)
+    browser, samples = _samples(view)
     sections = [
-        _headline(comparisons(out, manifest)),
-        _funnel(out),
-        _traces(out),
-        _training(out),
-        _scores(out, manifest),
-        _scaling(out),
-        _transparency(out),
-        _settings(manifest),
+        _headline(comparisons(view)),
+        _funnel(view),
+        _traces(view),
+        _training(view),
+        _scores(view),
+        _scaling(view),
+        _transparency(transparency.score(view, report_written=True)),
+        _settings(view),
         browser,
     ]
     nav = "".join(
@@ -447,10 +445,10 @@ def render(out: str | Path) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(manifest["run"])}: handful report</title>
+<title>{escape(view.name)}: handful report</title>
 <style>{(ASSETS / "report.css").read_text()}</style></head>
-<body><header><h1>{escape(manifest["run"])}</h1><p>{escape(manifest.get("description") or "")}</p>
-<p class="note">handful {escape(manifest["handful"]["handful"])}, written {when}</p><nav>{nav}</nav></header>
+<body><header><h1>{escape(view.name)}</h1><p>{escape(view.description)}</p>
+<p class="note">handful {escape(view.manifest["handful"].get("handful", ""))}, written {when}</p><nav>{nav}</nav></header>
 <main>{"".join(sections)}</main>
 <script type="application/json" id="samples-data">{_embedded(samples)}</script>
 <script>{(ASSETS / "report.js").read_text()}</script>

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from handful import tasks
+from handful import manifest, report, tasks, transparency
 from handful.errors import ConfigError
 from handful.files import RunDirectory, inside, read_json, register_config_secrets, write_json, write_text
-from handful.layout import RECIPE, REPORT, REPRODUCE, SEEDS, STATE, SUPERSEDED, config_path
+from handful.layout import RECIPE, REPRODUCE, SEEDS, STATE, SUPERSEDED, config_path
 from handful.recipe import RunRecipe, Stage, keys, placeholders, plan, resolved, unseeded
 from handful.stages import STAGES, has_checkpoints
 
@@ -63,55 +63,27 @@ def save_state(out: Path, state: dict) -> None:
     write_json(out / STATE, state)
 
 
-def _execute(stage: Stage, cfg: Any, folder: Path, recipe: RunRecipe, out: Path, console) -> dict:
-    # `console` is no longer used: the stages log through `logging` (the CLI shows it on stderr).
-    if stage.kind == "curate":
-        import logging
+def _execute(stage: Stage, cfg: Any, folder: Path, recipe: RunRecipe, out: Path) -> dict:
+    """Run one stage through the stage table; what it adds to its record in stages.json."""
+    kind = STAGES[stage.kind]
+    options = {"resume": has_checkpoints(folder)} if kind.checkpoints else {}
+    if kind.checkpoints and recipe.train.accelerate:
+        from handful.training import launch
 
-        from handful.curation import curate
-
-        log = logging.getLogger(__name__)
-        curate(cfg, folder, on_stage=lambda name, before, after: log.info("  %s: %d -> %d", name, before, after))
-        return {}
-    if stage.kind == "distill":
-        from handful.distill import distill
-
-        summary = distill(cfg, folder)
-        if summary.get("stopped"):
-            raise ConfigError(f"distill stopped: {summary['stopped']}")
-        return {}
-    if stage.kind in ("sft", "grpo"):
-        resume = any((folder / "checkpoints").glob("checkpoint-*")) or any(
-            folder.glob("stage-*/checkpoints/checkpoint-*")
+        argv = [a for a in command(out, stage, recipe) if a != "handful"]
+        code = launch.relaunch(
+            recipe.train.accelerate, argv[argv.index("train") :] + (["--resume"] if options["resume"] else [])
         )
-        if recipe.train.accelerate:
-            from handful.training import launch
-
-            argv = [a for a in command(out, stage, recipe) if a != "handful"]
-            code = launch.relaunch(
-                recipe.train.accelerate, argv[argv.index("train") :] + (["--resume"] if resume else [])
+        if code:
+            raise ConfigError(
+                f"training under {recipe.train.accelerate} exited with {code}; rerun to resume from its checkpoints"
             )
-            if code:
-                raise ConfigError(
-                    f"training under {recipe.train.accelerate} exited with {code}; rerun to resume from its checkpoints"
-                )
-            return {}
-        if stage.kind == "sft":
-            from handful.training.sft import train_sft
-
-            train_sft(cfg, folder, resume=resume)
-        else:
-            from handful.training.grpo import train_grpo
-
-            train_grpo(cfg, folder, resume=resume)
         return {}
+    summary = kind.run(cfg, folder, **options)
+    if stage.kind == "distill" and summary.get("stopped"):
+        raise ConfigError(f"distill stopped: {summary['stopped']}")
     if stage.kind == "eval":
-        from handful.evaluation import evaluate
-
-        return {"scores": evaluate(cfg, folder)["benchmarks"]}
-    from handful.scaling import scale
-
-    scale(cfg, folder)
+        return {"scores": summary.model_dump(mode="json")["benchmarks"]}
     return {}
 
 
@@ -126,17 +98,14 @@ def run_recipe(
     recipe_text: str,
     out: str | Path,
     *,
-    console=None,
     on_stage: Callable[[Stage, str], None] | None = None,
 ) -> dict:
     """Every stage the recipe names, then the manifest, the transparency score and the report."""
     with RunDirectory(out) as folder:
-        return _run_recipe(recipe, recipe_text, folder, console, on_stage)
+        return _run_recipe(recipe, recipe_text, folder, on_stage)
 
 
-def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, console, on_stage) -> dict:
-    from handful import manifest, report, transparency
-
+def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, on_stage) -> dict:
     register_config_secrets(recipe.model_dump(mode="json"))
     # Every stage's settings are resolved before any stage runs: a typo in a placeholder
     # fails now, not after the stages before it.
@@ -181,7 +150,7 @@ def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, console, on_stag
             on_stage(stage, "resuming" if resumed else "running")
         started = time.monotonic()
         try:
-            extra = _execute(stage, cfg, folder, recipe, out, console)
+            extra = _execute(stage, cfg, folder, recipe, out)
         finally:
             entry = state["stages"][stage.name]
             entry["seconds_spent"] = round(entry["previous_seconds"] + time.monotonic() - started, 1)
@@ -192,16 +161,13 @@ def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, console, on_stag
         manifest.write(out, recipe, state, stages)
     write_reproduce(out, recipe, state, stages)
     result = manifest.write(out, recipe, state, stages)
-    report.write(out)  # the transparency score asks for the report; the report then shows the score
+    page = report.write(out)  # it shows the transparency score, counting itself as the write-up
     score = transparency.write(out)
-    report.write(out)
-    return {"manifest": result, "transparency": score, "report": str(out / report.REPORT)}
+    return {"manifest": result, "transparency": score, "report": str(page)}
 
 
 def write_reproduce(out: Path, recipe: RunRecipe, state: dict, stages: list[Stage]) -> None:
-    from handful.manifest import source_revision
-
-    src = source_revision()
+    src = manifest.source_revision()
     install = (
         f"git clone <handful's repository> handful && git -C handful checkout {src['git_commit']} && pip install -e './handful[hf,train]'"
         if src.get("git_commit")

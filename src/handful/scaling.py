@@ -81,7 +81,7 @@ def _scale(cfg: ScaleConfig, out: Path) -> dict:
         point_cfg = cfg.eval.model_copy(update={"n": n, "budget": cfg.eval.budget.model_copy(update=budget)})
         scores = evaluate(point_cfg, out / "points" / name)
         samples = read_jsonl(out / "points" / name / SAMPLES_FILE, Generation)
-        for bench, s in scores["benchmarks"].items():
+        for bench, s in scores.benchmarks.items():
             mine = [g for g in samples if g.benchmark == bench]
             inside = sum(
                 budget["min_thinking_tokens"] <= g.thinking_tokens <= budget["max_thinking_tokens"] for g in mine
@@ -91,10 +91,10 @@ def _scale(cfg: ScaleConfig, out: Path) -> dict:
                     "point": name,
                     "benchmark": bench,
                     **budget,
-                    "avg_thinking_tokens": s["avg_thinking_tokens"],
-                    "accuracy": s["accuracy"],
-                    "ci95": s["ci95"],
-                    "maj@k": {k: s["maj@k"][k] for k in map(str, cfg.votes) if k in s["maj@k"]},
+                    "avg_thinking_tokens": s.avg_thinking_tokens,
+                    "accuracy": s.accuracy,
+                    "ci95": list(s.ci95),
+                    "maj@k": {k: s.maj_at_k[k] for k in map(str, cfg.votes) if k in s.maj_at_k},
                     "control": inside / len(mine),
                     "avg_waits": sum(g.waits for g in mine) / len(mine),
                     "forced_cut_share": sum(g.forced_cut for g in mine) / len(mine),

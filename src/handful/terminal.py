@@ -2,8 +2,8 @@
 
 A benchmark name, a path or a model's output can hold escape sequences (clear the screen,
 set the window title) or rich markup (`[/]`, `[test]`). Everything that did not come from
-handful itself reaches the terminal through `visible` (a plain string) or `plain` (a rich
-Text, which is never read as markup).
+handful itself reaches the terminal through `visible`; the CLI, which alone prints, also
+turns it into rich Text that is never read as markup.
 """
 
 from __future__ import annotations
@@ -16,9 +16,3 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 def visible(text: object) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
-
-
-def plain(text: object, style: str | None = None):
-    from rich.text import Text
-
-    return Text(visible(text), style=style or "")

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from handful.files import read_json, write_json
-from handful.manifest import MANIFEST
+from handful.layout import REPORT, REPRODUCE, TRANSPARENCY
+from handful.outputs import RunView, StageView, read
 
 CHECKLIST = Path(__file__).resolve().parent / "data" / "transparency" / "checklist.json"
-OUTPUT = "transparency.json"
 MET, NOT_APPLICABLE, MISSING = "met", "not applicable", "missing"
 
 
@@ -32,51 +32,58 @@ def checklist() -> dict:
 class Evidence:
     """What a run recorded, as the checks ask for it."""
 
-    def __init__(self, out: Path):
-        self.out = out
-        path = out / MANIFEST
-        if not path.exists():
-            from handful.errors import ConfigError
-
-            raise ConfigError(f"{out}: no {MANIFEST}; score a directory written by `handful run`")
-        self.manifest = read_json(path, "manifest")
-        self.stages = {s["name"]: s for s in self.manifest["stages"]}
+    def __init__(self, view: RunView, report_written: bool = False):
+        self.view, self.out, self.manifest = view, view.out, view.manifest
         self.settings = self.manifest["recipe"]["settings"]
+        self.report_written = report_written
 
-    def done(self, prefix: str) -> list[dict]:
-        return [
-            s
-            for name, s in self.stages.items()
-            if (name == prefix or name.startswith(prefix + "/")) and s.get("status") == "done"
-        ]
+    def done(self, *kinds: str) -> list[StageView]:
+        return [s for s in self.view.of(*kinds) if s.done]
 
     def has(self, kind: str) -> bool:
-        return any(s["kind"] == kind for s in self.stages.values())
+        return bool(self.view.of(kind))
 
-    def file(self, rel: str) -> dict | None:
-        return self.manifest["files"].get(rel)
+    def stage(self, kind: str) -> StageView | None:
+        return self.view.stage(kind)
+
+    def file(self, kind: str, name: str) -> dict | None:
+        """A stage's file as the manifest lists it (bytes, sha256), if it is there."""
+        return self.manifest["files"].get(self.where(kind, name))
+
+    def where(self, kind: str, name: str) -> str:
+        """A stage's file: in its folder, or where `handful run` would put it if the stage is not in the run."""
+        return self.view.file(kind, name) or (name if self.view.standalone else f"{kind}/{name}")
 
     def released(self, what: str) -> str:
         url = self.manifest.get("release", {}).get(what)
         return f"; published at {url}" if url else ""
 
+    def unrecorded(self, what: str) -> str:
+        """Why a single command's folder cannot show what `handful run` records."""
+        return (
+            f"{what} is not recorded: `{self.view.written_by}` does not record it; `handful run` does (manifest.json)"
+        )
+
     @property
     def trains(self) -> bool:
-        return "train" in self.stages
+        return self.view.stage("train") is not None
 
     @property
     def evaluates(self) -> bool:
-        return any(s["kind"] in ("eval", "scale") for s in self.stages.values())
+        return bool(self.view.of("eval", "scale"))
 
 
 Check = Callable[[Evidence], tuple[str, str]]  # (status, evidence or what is missing)
 
 
-def _file_evidence(ev: Evidence, rel: str, what: str, release_key: str) -> tuple[str, str]:
-    found = ev.file(rel)
+def _file_evidence(ev: Evidence, kind: str, name: str, what: str, release_key: str) -> tuple[str, str]:
+    found = ev.file(kind, name)
     if not found:
-        return MISSING, f"{rel} is not in the run directory"
-    return MET, f"{what} in {rel} ({found['bytes']:,} bytes, sha256 {found['sha256'][:12]}){ev.released(release_key)}"
+        return MISSING, f"{what} ({name}) is not in the directory"
+    return (
+        MET,
+        f"{what} in {ev.where(kind, name)} ({found['bytes']:,} bytes, sha256 {found['sha256'][:12]}){ev.released(release_key)}",
+    )
 
 
 def data_sources(ev: Evidence) -> tuple[str, str]:
@@ -96,11 +103,10 @@ def data_sources(ev: Evidence) -> tuple[str, str]:
 def data_characteristics(ev: Evidence) -> tuple[str, str]:
     if not (ev.has("curate") or ev.has("distill")):
         return NOT_APPLICABLE, "the run prepares no training data"
-    found = [rel for rel in ("curate/funnel.json", "curate/selected.jsonl", "distill/stats.json") if ev.file(rel)]
-    wanted = (["curate/funnel.json", "curate/selected.jsonl"] if ev.has("curate") else []) + (
-        ["distill/stats.json"] if ev.has("distill") else []
+    wanted = ([("curate", "funnel.json"), ("curate", "selected.jsonl")] if ev.has("curate") else []) + (
+        [("distill", "stats.json")] if ev.has("distill") else []
     )
-    missing = [w for w in wanted if w not in found]
+    missing = [name for kind, name in wanted if not ev.file(kind, name)]
     if missing:
         return MISSING, f"not written yet: {', '.join(missing)}"
     return (
@@ -117,19 +123,22 @@ def data_selection(ev: Evidence) -> tuple[str, str]:
                 "the training problems were not selected by this run; add a curate stage or document their selection",
             )
         return NOT_APPLICABLE, "the run selects no data"
-    if not (ev.file("curate/removed.jsonl") and ev.stages["curate"].get("config")):
+    if not (ev.file("curate", "removed.jsonl") and ev.stage("curate").config):
         return MISSING, "the curate stage has not finished"
     return (
         MET,
-        "every curation stage's settings (configs/curate.yaml) and every removed problem with its stage, reason and evidence (curate/removed.jsonl)",
+        (
+            "every curation stage's settings and every removed problem with its stage, reason and evidence "
+            f"({ev.where('curate', 'removed.jsonl')})"
+        ),
     )
 
 
 def synthetic_data(ev: Evidence) -> tuple[str, str]:
     if not ev.has("distill"):
         return NOT_APPLICABLE, "the run generates no synthetic data"
-    cfg = ev.stages["distill"].get("config")
-    if not cfg or not ev.file("distill/traces.jsonl"):
+    cfg = ev.stage("distill").config
+    if not cfg or not cfg.get("teacher") or not ev.file("distill", "traces.jsonl"):
         return MISSING, "the distill stage has not finished"
     teacher = cfg["teacher"]
     prompts = [rel for rel in ev.manifest["files"] if rel.startswith("prompts/")]
@@ -139,13 +148,15 @@ def synthetic_data(ev: Evidence) -> tuple[str, str]:
         else f"teacher {teacher['model']}"
     )
     return MET, (
-        f"{how}; sampling {teacher['sampling']}; rejection sampling keep={cfg['keep']}, select={cfg['select']}; every trace graded in "
-        f"distill/traces.jsonl; prompts and chat templates stored ({', '.join(prompts) or 'none'})"
+        f"{how}; sampling {teacher['sampling']}; rejection sampling keep={cfg.get('keep', 'not recorded')}, "
+        f"select={cfg.get('select', 'not recorded')}; every trace graded in {ev.where('distill', 'traces.jsonl')}; prompts and chat templates stored ({', '.join(prompts) or 'none'})"
     )
 
 
 def base_model(ev: Evidence) -> tuple[str, str]:
     base = ev.manifest["models"].get("base", {})
+    if ev.view.standalone:
+        return MISSING, ev.unrecorded("the base model's architecture, size and weight checksums")
     if not base.get("architecture") or not base.get("parameters"):
         return (
             MISSING,
@@ -160,10 +171,7 @@ def base_model(ev: Evidence) -> tuple[str, str]:
 
 def inference(ev: Evidence) -> list[tuple[str, dict]]:
     """(stage name, eval settings) of every finished eval and scale stage."""
-    return [
-        (s["name"], s["config"]["eval"] if s["kind"] == "scale" else s["config"])
-        for s in ev.done("eval") + ev.done("scale")
-    ]
+    return [(s.name or s.kind, s.eval_settings) for s in ev.done("eval", "scale") if s.eval_settings]
 
 
 def search(ev: Evidence) -> tuple[str, str]:
@@ -183,7 +191,7 @@ def search(ev: Evidence) -> tuple[str, str]:
 def rl(ev: Evidence) -> tuple[str, str]:
     if not ev.has("grpo"):
         return NOT_APPLICABLE, "the run has no RL stage"
-    cfg = ev.stages["train"].get("config") or {}
+    cfg = ev.stage("train").config or {}
     knobs = (
         "beta",
         "loss_type",
@@ -206,7 +214,7 @@ def long_thought_workflow(ev: Evidence) -> tuple[str, str]:
     if not ev.trains:
         return NOT_APPLICABLE, "the run trains nothing"
     missing = [
-        name for name in ("curate", "distill") if name not in ev.stages and not (name == "distill" and ev.has("grpo"))
+        name for name in ("curate", "distill") if not ev.has(name) and not (name == "distill" and ev.has("grpo"))
     ]
     if missing:
         return (
@@ -222,16 +230,20 @@ def long_thought_workflow(ev: Evidence) -> tuple[str, str]:
 def pipeline(ev: Evidence) -> tuple[str, str]:
     if not ev.trains:
         return NOT_APPLICABLE, "the run trains nothing"
-    order = " -> ".join(s["name"] for s in ev.manifest["stages"])
+    if ev.view.standalone:
+        return MISSING, ev.unrecorded("the pipeline from data to model")
+    order = " -> ".join(s.name for s in ev.view.stages)
     return MET, f"stages in order with what each reads: {order} (manifest.stages)"
 
 
 def compute(ev: Evidence) -> tuple[str, str]:
     m = ev.manifest["machine"]
-    untimed = [s["name"] for s in ev.manifest["stages"] if s.get("status") == "done" and "seconds_spent" not in s]
+    if ev.view.standalone:
+        return MISSING, ev.unrecorded("the machine and the time each stage took")
+    untimed = [s.name for s in ev.view.stages if s.done and s.seconds_spent is None]
     if untimed or not m.get("logical_cpus"):
         return MISSING, f"no timing for {', '.join(untimed)}" if untimed else "machine not recorded"
-    spent = sum(s.get("seconds_spent", 0) for s in ev.manifest["stages"])
+    spent = sum(s.seconds_spent or 0 for s in ev.view.stages)
     return MET, (
         f"{m.get('cpu', m['processor'])}, {m['logical_cpus']} CPUs, {m.get('memory_gib')} GiB, GPUs: {m.get('gpus') or 'none'}; "
         f"{spent / 60:.1f} min over all stages, time and peak memory per stage"
@@ -241,7 +253,7 @@ def compute(ev: Evidence) -> tuple[str, str]:
 def hyperparameters(ev: Evidence) -> tuple[str, str]:
     if not ev.trains:
         return NOT_APPLICABLE, "the run trains nothing"
-    cfg = ev.stages["train"].get("config")
+    cfg = ev.stage("train").config
     if not cfg:
         return MISSING, "the train stage has not started"
     shown = (
@@ -255,7 +267,9 @@ def hyperparameters(ev: Evidence) -> tuple[str, str]:
         "epochs",
         "max_steps",
     )
-    return MET, "configs/train.yaml: " + ", ".join(f"{k}={cfg.get(k)}" for k in shown) + " (and every other setting)"
+    return MET, "the train stage's settings: " + ", ".join(
+        f"{k}={cfg.get(k)}" for k in shown
+    ) + " (and every other setting)"
 
 
 def comparisons(ev: Evidence) -> list[str]:
@@ -288,6 +302,8 @@ def benchmark_choice(ev: Evidence) -> tuple[str, str]:
     if not ev.evaluates:
         return NOT_APPLICABLE, "the run evaluates nothing"
     purpose = (ev.manifest["evaluation"].get("purpose") or "").strip()
+    if ev.view.standalone:
+        return MISSING, ev.unrecorded("why these benchmarks (a recipe's eval.purpose)")
     if len(purpose) < 20:
         return MISSING, "eval.purpose in the recipe does not say why these benchmarks"
     return MET, f"eval.purpose: {purpose}"
@@ -299,13 +315,11 @@ def evaluation_level(ev: Evidence) -> tuple[str, str]:
     return MET, ev.manifest["evaluation"]["level"]
 
 
-def _scores(ev: Evidence) -> list[dict]:
-    found = []
-    for s in ev.done("eval"):
-        path = ev.out / s["name"] / "scores.json"
-        if path.exists():
-            found.append(read_json(path, "scores file"))
-    return found
+def _reported(ev: Evidence) -> list[dict]:
+    """Every finished eval stage's scores.json as written: the checks look for any key in it,
+    which a typed read would drop."""
+    files = [s.folder / "scores.json" for s in ev.done("eval")]
+    return [read_json(path, "scores file") for path in files if path.exists()]
 
 
 def metrics_defined(ev: Evidence) -> tuple[str, str]:
@@ -314,7 +328,7 @@ def metrics_defined(ev: Evidence) -> tuple[str, str]:
     defined = ev.manifest["evaluation"]["metrics"]
     used = {
         k
-        for scores in _scores(ev)
+        for scores in _reported(ev)
         for b in scores["benchmarks"].values()
         for k in b
         if k not in ("n_problems", "n_samples", "maj@k_ci95")
@@ -332,17 +346,18 @@ def custom_metrics(ev: Evidence) -> tuple[str, str]:
         + (["difference"] if comparisons(ev) else [])
         + (["control", "scaling_slope"] if ev.has("scale") else [])
     )
-    used += ["memorisation_gap"] if any(scores.get("memorisation") for scores in _scores(ev)) else []
+    used += ["memorisation_gap"] if any(scores.get("memorisation") for scores in _reported(ev)) else []
     bare = [m for m in used if not defined.get(m, {}).get("why")]
     if bare:
         return MISSING, f"custom metrics without a justification: {', '.join(bare)}"
     return MET, "; ".join(f"{m}: {defined[m]['definition']} (why: {defined[m]['why']})" for m in used)
 
 
-def _eval_groups(ev: Evidence) -> dict[str, list[dict]]:
-    groups: dict[str, list[dict]] = {}
+def _eval_groups(ev: Evidence) -> dict[str, list[StageView]]:
+    groups: dict[str, list[StageView]] = {}
     for s in ev.done("eval"):
-        groups.setdefault(s["name"].split("/")[1], []).append(s)
+        if s.run is not None:
+            groups.setdefault(s.run, []).append(s)
     return groups
 
 
@@ -357,12 +372,11 @@ def consistent(ev: Evidence) -> tuple[str, str]:
     from handful.records import Generation, read_jsonl
 
     for run, stages in groups.items():
-        settings = [{k: v for k, v in s["config"].items() if k != "model"} for s in stages]
+        settings = [{k: v for k, v in s.config.items() if k != "model"} for s in stages]
         if any(x != settings[0] for x in settings[1:]):
             return MISSING, f"eval run {run}: its models were evaluated with different settings"
         problem_sets = [
-            {(g.benchmark, g.problem_id) for g in read_jsonl(ev.out / s["name"] / "samples.jsonl", Generation)}
-            for s in stages
+            {(g.benchmark, g.problem_id) for g in read_jsonl(s.folder / "samples.jsonl", Generation)} for s in stages
         ]
         if any(x != problem_sets[0] for x in problem_sets[1:]):
             return MISSING, f"eval run {run}: its models saw different problems"
@@ -388,23 +402,28 @@ def post_training_data(ev: Evidence) -> tuple[str, str]:
         return NOT_APPLICABLE, "the run trains nothing"
     if ev.has("grpo"):
         return (
-            _file_evidence(ev, "curate/selected.jsonl", "the RL problems", "data")
+            _file_evidence(ev, "curate", "selected.jsonl", "the RL problems", "data")
             if ev.has("curate")
-            else (MISSING, "the RL problems are not in the run directory")
+            else (MISSING, "the RL problems are not in the directory")
         )
-    return _file_evidence(ev, "distill/sft.jsonl", "the fine-tuning set", "data")
+    return _file_evidence(ev, "distill", "sft.jsonl", "the fine-tuning set", "data")
 
 
 def long_thought_data(ev: Evidence) -> tuple[str, str]:
     if not ev.has("distill"):
         return NOT_APPLICABLE, "the run distils no long-thought data"
-    return _file_evidence(ev, "distill/traces.jsonl", "every teacher trace, graded", "traces")
+    return _file_evidence(ev, "distill", "traces.jsonl", "every teacher trace, graded", "traces")
 
 
 def weights(ev: Evidence) -> tuple[str, str]:
     if not ev.trains:
         return NOT_APPLICABLE, "the run trains nothing"
     trained = ev.manifest["models"].get("trained")
+    if ev.view.standalone:
+        found = {rel: f for rel, f in ev.manifest["files"].items() if rel.endswith(".safetensors")}
+        if not found:
+            return MISSING, "no trained weights in the directory yet"
+        return MET, "; ".join(f"{rel} (sha256 {f['sha256'][:12]})" for rel, f in found.items())
     if not trained or not trained.get("weights"):
         return MISSING, "no trained weights in the run directory yet"
     return MET, f"{trained['path']} (safetensors, sha256 in manifest.models.trained){ev.released('model')}"
@@ -412,12 +431,14 @@ def weights(ev: Evidence) -> tuple[str, str]:
 
 def _code(ev: Evidence, kinds: tuple[str, ...], what: str) -> tuple[str, str]:
     src = ev.manifest["handful"]
+    if ev.view.standalone:
+        return MISSING, ev.unrecorded(f"the revision of the {what} code that ran")
     if src.get("git_dirty"):
         return (
             MISSING,
             f"handful's source had uncommitted changes when the run was made: the {what} code that ran is not a published revision",
         )
-    commands = [" ".join(s["command"]) for s in ev.manifest["stages"] if s["kind"] in kinds and s.get("command")]
+    commands = [" ".join(s.command) for s in ev.view.of(*kinds) if s.command]
     revision = f"commit {src['git_commit'][:12]}" if src.get("git_commit") else "the released package"
     return MET, f"handful {src['handful']} ({revision}, Apache-2.0); commands: " + (" | ".join(commands) or "none")
 
@@ -435,14 +456,20 @@ def evaluation_code(ev: Evidence) -> tuple[str, str]:
 
 
 def guidance(ev: Evidence) -> tuple[str, str]:
-    return _file_evidence(
-        ev, "REPRODUCE.md", "step-by-step commands to install the same versions and rerun every stage", "code"
+    found = ev.manifest["files"].get(REPRODUCE)
+    if not found:
+        return MISSING, f"no {REPRODUCE}: " + (
+            ev.unrecorded("how to rerun it") if ev.view.standalone else "it is written when the run finishes"
+        )
+    return MET, (
+        f"step-by-step commands to install the same versions and rerun every stage in {REPRODUCE} "
+        f"(sha256 {found['sha256'][:12]}){ev.released('code')}"
     )
 
 
 def write_up(ev: Evidence) -> tuple[str, str]:
-    if not (ev.out / "report.html").exists():
-        return MISSING, "no report.html yet (handful report DIR)"
+    if not (ev.report_written or (ev.out / REPORT).exists()):
+        return MISSING, f"no {REPORT} yet (handful report DIR)"
     return MET, (
         "report.html: data funnel, every stage's settings, results with intervals, comparisons, the transparency score and every sample"
         + ev.released("paper")
@@ -479,9 +506,11 @@ CHECKS: list[Check] = [
 ]
 
 
-def score(out: str | Path) -> dict:
-    out = Path(out)
-    ev = Evidence(out)
+def score(run: str | Path | RunView, report_written: bool = False) -> dict:
+    """The checklist scored from what the directory holds. `report_written`: score it as the
+    report about to be written will show it (the report counts as written)."""
+    view = run if isinstance(run, RunView) else read(run)
+    ev = Evidence(view, report_written)
     spec = checklist()
     if len(spec["items"]) != len(CHECKS):
         raise RuntimeError("the checklist and its checks are out of step")
@@ -492,6 +521,8 @@ def score(out: str | Path) -> dict:
         by_dimension[item["dimension"]] += earned
         items.append({**item, "check": check.__name__, "status": status, "earned": earned, "evidence": evidence})
     return {
+        "run": view.name,
+        "written_by": view.written_by,
         "total": sum(by_dimension.values()),
         "by_dimension": by_dimension,
         "maximum": spec["dimensions"],
@@ -503,5 +534,5 @@ def score(out: str | Path) -> dict:
 
 def write(out: str | Path) -> dict:
     result = score(out)
-    write_json(Path(out) / OUTPUT, result)
+    write_json(Path(out) / TRANSPARENCY, result)
     return result

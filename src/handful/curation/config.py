@@ -72,6 +72,12 @@ class DifficultyConfig(Config):
     band: tuple[float, float] = (0.2, 0.8)
 
 
+def reference(model: str, n: int = 1) -> dict:
+    """A difficulty reference's settings given only its model and samples: greedy for one sample,
+    temperature 0.7 for several (so that they differ), 512 tokens each."""
+    return {"model": model, "n": n, "sampling": {"temperature": 0.7 if n > 1 else 0.0, "max_tokens": 512}}
+
+
 class SelectConfig(Config):
     enabled: bool = True
     domains: Literal["labels", "embeddings"] = "labels"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from handful.engines.base import with_opener
 from handful.grading import GradeRequest, check_with_deadline
 from handful.models import ModelSpec
 
@@ -54,7 +55,7 @@ class Rewards:
         self.require_closed_thinking, self.timeout = require_closed_thinking, timeout
 
     def parts(self, text: str, tokens: int, gold: str, answer_format: str, choices) -> dict[str, float]:
-        full = self.spec.think_open + text if self.spec.open_thinking else text
+        full = with_opener(text, self.spec)
         closed = self.spec.think_close in full
         grade = check_with_deadline(
             GradeRequest(

@@ -174,6 +174,6 @@ def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False) -> di
             limit=recipe.eval_limit,
             sampling={"max_tokens": recipe.eval_max_tokens},
         )
-        summary["eval"] = evaluate(cfg, out / "eval")["benchmarks"]
+        summary["eval"] = evaluate(cfg, out / "eval").model_dump(mode="json")["benchmarks"]
         write_manifest(out, recipe, summary)
     return summary
