@@ -87,10 +87,10 @@ def one(config: dict) -> dict:
             "loss": "every token (messages)",
         }
     else:
-        from handful.training.config import SFTRecipe
+        from handful.training.config import SFTConfig
         from handful.training.sft import train_sft
 
-        recipe = SFTRecipe(
+        recipe = SFTConfig(
             model="smollm2-135m",
             data=data,
             max_steps=steps,

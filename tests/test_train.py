@@ -15,7 +15,7 @@ from handful.evaluation import evaluate
 from handful.models import resolve
 from handful.prompts import render
 from handful.records import Problem, read_jsonl
-from handful.training.config import RECIPES, GRPORecipe, SFTRecipe, recipe_path
+from handful.training.config import RECIPES, GRPOConfig, SFTConfig, preset_path
 from handful.training.sft import load_pairs, train_sft
 
 QUICK = {
@@ -43,7 +43,7 @@ def traces(tiny_model, tmp_path_factory):
 
 
 def test_sft_makes_a_checkpoint_that_eval_loads(tiny_model, traces, tmp_path):
-    recipe = SFTRecipe(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=4, val_fraction=0.2, **QUICK)
+    recipe = SFTConfig(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=4, val_fraction=0.2, **QUICK)
     summary = train_sft(recipe, tmp_path)
     assert summary["steps"] == 4 and math.isfinite(summary["train_loss"])
     assert summary["validation_samples"] == 4 and summary["best_checkpoint"].startswith(str(tmp_path / "checkpoints"))
@@ -64,7 +64,7 @@ def test_the_lowest_validation_loss_chooses_the_checkpoint(tiny_model, traces, t
     # A constant rate this high overshoots after two steps, so the best checkpoint is not the
     # last one, and taking the last one by mistake shows.
     quick = {**QUICK, "lr": 0.5, "scheduler": "constant"}
-    recipe = SFTRecipe(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=4, val_fraction=0.2, **quick)
+    recipe = SFTConfig(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=4, val_fraction=0.2, **quick)
     summary = train_sft(recipe, tmp_path)
     manifest = json.loads((tmp_path / "train.json").read_text())
     losses = {e["step"]: e["eval_loss"] for e in manifest["log"] if "eval_loss" in e}
@@ -118,7 +118,7 @@ def test_the_training_prompt_is_the_eval_prompt_token_for_token(tiny_model, trac
 
 
 def test_truncation_is_counted_and_resume_continues(tiny_model, traces, tmp_path, caplog):
-    recipe = SFTRecipe(
+    recipe = SFTConfig(
         model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=2, max_seq_len=64, val_fraction=0, **QUICK
     )
     with caplog.at_level(logging.WARNING, logger="handful.training.sft"):
@@ -137,7 +137,7 @@ def test_truncation_is_counted_and_resume_continues(tiny_model, traces, tmp_path
 def test_lora_saves_an_adapter_and_merged_weights_both_loadable(tiny_model, traces, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    recipe = SFTRecipe(
+    recipe = SFTConfig(
         model=str(tiny_model),
         data=str(traces / "sft.jsonl"),
         max_steps=2,
@@ -184,7 +184,7 @@ def test_bad_training_data_names_the_line(tmp_path):
 def test_grpo_runs_a_few_steps_with_grader_rewards_and_monitors(tiny_model, tmp_path):
     from handful.training.grpo import train_grpo
 
-    recipe = GRPORecipe(
+    recipe = GRPOConfig(
         model=str(tiny_model),
         problems="dyn:addition?digits=1&n=8&seed=1",
         max_steps=2,
@@ -234,22 +234,22 @@ def test_rewards_use_the_grader_and_punish_overlong():
 
 
 def test_shipped_recipes_parse_with_their_published_settings():
-    s1 = load_config(SFTRecipe, recipe_path("sft-s1"))
+    s1 = load_config(SFTConfig, preset_path("sft-s1"))
     assert (s1.lr, s1.epochs, s1.weight_decay, s1.adam_betas, s1.warmup) == (1e-5, 5, 1e-4, (0.9, 0.95), 0.05)
-    limo = load_config(SFTRecipe, recipe_path("sft-limo"))
+    limo = load_config(SFTConfig, preset_path("sft-limo"))
     assert (limo.lr, limo.epochs) == (5e-6, 15)
-    deepscaler = load_config(GRPORecipe, recipe_path("grpo-deepscaler"))
+    deepscaler = load_config(GRPOConfig, preset_path("grpo-deepscaler"))
     assert [s.max_completion_length for s in deepscaler.context_schedule] == [
         8192,
         16384,
         24576,
     ] and deepscaler.lr == 1e-6
-    load_config(SFTRecipe, recipe_path("sft-cpu-small"))
-    load_config(GRPORecipe, recipe_path("grpo-cpu-small"))
+    load_config(SFTConfig, preset_path("sft-cpu-small"))
+    load_config(GRPOConfig, preset_path("grpo-cpu-small"))
     for path in (RECIPES / "accelerate").glob("*.yaml"):
         assert yaml.safe_load(path.read_text())["distributed_type"]
     with pytest.raises(ConfigError, match="shipped: .*sft-s1"):
-        recipe_path("sft-s2")
+        preset_path("sft-s2")
 
 
 @pytest.mark.slow

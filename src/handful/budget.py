@@ -15,43 +15,14 @@ the text to send back (piece by piece, over a server). It knows nothing of any e
 - An attempt to end the whole sequence while thinking, once no continuation is owed, is
   answered with the cut too, so that every sample ends with an answer part.
 Thinking tokens are the tokens of the thinking text; the closing delimiter is not counted.
+The budget itself, `Budget`, is a record (`handful.records`): every Generation it made carries it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import Field, model_validator
-
-from handful.records import Record
-
-
-class Budget(Record):
-    min_thinking_tokens: int = Field(default=0, ge=0)
-    max_thinking_tokens: int | None = Field(default=None, ge=0)
-    max_waits: int = Field(default=0, ge=0, description="end-of-thinking attempts refused even after the minimum")
-    continuation: str = "Wait"
-    answer_prefix: str = "\n\nFinal Answer:"
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        if self.max_thinking_tokens is not None and self.min_thinking_tokens > self.max_thinking_tokens:
-            raise ValueError(
-                f"min_thinking_tokens ({self.min_thinking_tokens}) exceeds max_thinking_tokens ({self.max_thinking_tokens})"
-            )
-        return self
-
-    def continuation_text(self, close: str) -> str:
-        """The continuation as forced: on a line of its own, unless a line break would read
-        as the end of thinking."""
-        if not self.continuation or self.continuation[0].isspace():
-            return self.continuation
-        return (" " if "\n" in close else "\n") + self.continuation
-
-    @property
-    def active(self) -> bool:
-        return self.min_thinking_tokens > 0 or self.max_thinking_tokens is not None or self.max_waits > 0
-
+from handful.records import Budget
 
 THINKING, ANSWERING = "thinking", "answering"
 _CONTINUATION, _CLOSE, _CUT = "continuation", "close", "cut"  # what a Forcer can owe

@@ -598,7 +598,7 @@ train_app = typer.Typer(
     help="Fine-tune through TRL: SFT on traces, GRPO with verifiable rewards.", no_args_is_help=True
 )
 app.add_typer(train_app, name="train")
-Recipe = Annotated[
+Preset = Annotated[
     str | None,
     typer.Option(
         "--config",
@@ -632,7 +632,7 @@ def train_sft_command(
     ],
     data: Annotated[Path | None, typer.Option(help="sft.jsonl from `handful distill`.")] = None,
     model: Model = None,
-    config: Recipe = None,
+    config: Preset = None,
     lora: Annotated[
         bool | None, typer.Option("--lora/--full", help="Train a LoRA adapter (saved merged and as an adapter).")
     ] = None,
@@ -689,7 +689,7 @@ def train_grpo_command(
         str | None, typer.Option(help="Problems with reference answers: a JSONL, a pool or a dyn: spec.")
     ] = None,
     model: Model = None,
-    config: Recipe = None,
+    config: Preset = None,
     lora: Annotated[bool | None, typer.Option("--lora/--full")] = None,
     max_steps: Annotated[int | None, typer.Option()] = None,
     lr: Annotated[float | None, typer.Option()] = None,

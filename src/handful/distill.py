@@ -120,7 +120,7 @@ def stats(traces: list[Generation], spec_close: str, picked: dict, unsolved: lis
         "histogram": {f"{int(a)}-{int(b)}": int(c) for a, b, c in zip(edges, edges[1:], counts)},
         "sft_records": sum(len(v) for v in picked.values()),
         "problems_without_a_kept_trace": unsolved,
-        "cost_usd": round(sum(g.metadata.get("cost_usd", 0.0) for g in traces), 6),
+        "cost_usd": round(sum(prices.cost(g) for g in traces), 6),
         "prompt_tokens": int(sum(g.prompt_tokens for g in traces)),
         "completion_tokens_total": int(lengths.sum()) if traces else 0,
         "prices_per_million": prices.model_dump(),
@@ -180,11 +180,10 @@ def _distill(cfg: DistillConfig, out: Path) -> dict:
         write_json(asked, chosen_by)
     problems = {p.id: p for p in read_jsonl(source, Problem)}
     teacher = cfg.teacher.model_copy(update={"benchmarks": [str(source)], "limit": None})
-    spent = (
-        [sum(g.metadata.get("cost_usd", 0.0) for g in read_jsonl(out / TRACES, Generation, allow_empty=True))]
-        if (out / TRACES).exists()
-        else [0.0]
-    )
+    # The cap counts every trace's tokens at the prices given now; the cost each trace records in
+    # its metadata is provenance (what it cost at the prices of its day) and is never read back.
+    stored = read_jsonl(out / TRACES, Generation, allow_empty=True) if (out / TRACES).exists() else []
+    spent = [sum(cfg.prices.cost(g) for g in stored)]
 
     def annotate(g: Generation) -> Generation:
         cost = cfg.prices.cost(g)

@@ -28,7 +28,7 @@ from handful.errors import ConfigError
 from handful.files import safe_name, settings_key
 from handful.layout import slug
 from handful.scaling import ScaleConfig
-from handful.training.config import GRPORecipe, SFTRecipe, recipe_path, shipped_file
+from handful.training.config import GRPOConfig, SFTConfig, preset_path, shipped_file
 
 RUN_RECIPES = Path(__file__).resolve().parent / "recipes" / "runs"
 STATE, SEEDS = "stages.json", "seeds.json"
@@ -138,11 +138,11 @@ def _dotted(settings: dict, prefix: str = "") -> list[str]:
     return items
 
 
-def train_recipe(recipe: RunRecipe) -> SFTRecipe | GRPORecipe:
+def train_recipe(recipe: RunRecipe) -> SFTConfig | GRPOConfig:
     stage = recipe.train
-    kind = SFTRecipe if stage.kind == "sft" else GRPORecipe
+    kind = SFTConfig if stage.kind == "sft" else GRPOConfig
     defaults = {"model": "@base", **({"data": "@distill"} if stage.kind == "sft" else {"problems": "@curate"})}
-    preset = recipe_path(stage.preset) if stage.preset else None
+    preset = preset_path(stage.preset) if stage.preset else None
     given = yaml.safe_load(preset.read_text()) if preset else {}
     fill = {k: v for k, v in defaults.items() if k not in given and k not in stage.settings}
     fill["model"] = stage.settings.get("model", "@base")  # a preset's model is its paper's; the run trains its own
@@ -160,7 +160,7 @@ def plan(recipe: RunRecipe, seeds: dict[str, str] | None = None) -> list[Stage]:
         stages.append(Stage("distill", "distill", recipe.distill, needs))
     if recipe.train:
         cfg = train_recipe(recipe)
-        source = cfg.data if isinstance(cfg, SFTRecipe) else cfg.problems
+        source = cfg.data if isinstance(cfg, SFTConfig) else cfg.problems
         needs = {"@distill": ["distill"], "@curate": ["curate"]}.get(source or "", [])
         stages.append(Stage("train", recipe.train.kind, cfg, needs))
     if recipe.eval:
@@ -211,7 +211,7 @@ def trained_model(out: Path, recipe: RunRecipe) -> Path:
     """Where the train stage leaves the model to evaluate (known before it runs)."""
     cfg = train_recipe(recipe)
     folder = out / "train"
-    if isinstance(cfg, GRPORecipe) and len(cfg.context_schedule) > 1:
+    if isinstance(cfg, GRPOConfig) and len(cfg.context_schedule) > 1:
         folder = folder / f"stage-{len(cfg.context_schedule) - 1}"
     return folder / ("adapter" if cfg.lora.enabled and not cfg.lora.merge else "model")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from handful.errors import RecordError
 from handful.files import redact, write_whole
@@ -72,6 +72,33 @@ class SamplingParams(Record):
     stop: list[str] = Field(default_factory=list)
 
 
+class Budget(Record):
+    min_thinking_tokens: int = Field(default=0, ge=0)
+    max_thinking_tokens: int | None = Field(default=None, ge=0)
+    max_waits: int = Field(default=0, ge=0, description="end-of-thinking attempts refused even after the minimum")
+    continuation: str = "Wait"
+    answer_prefix: str = "\n\nFinal Answer:"
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.max_thinking_tokens is not None and self.min_thinking_tokens > self.max_thinking_tokens:
+            raise ValueError(
+                f"min_thinking_tokens ({self.min_thinking_tokens}) exceeds max_thinking_tokens ({self.max_thinking_tokens})"
+            )
+        return self
+
+    def continuation_text(self, close: str) -> str:
+        """The continuation as forced: on a line of its own, unless a line break would read
+        as the end of thinking."""
+        if not self.continuation or self.continuation[0].isspace():
+            return self.continuation
+        return (" " if "\n" in close else "\n") + self.continuation
+
+    @property
+    def active(self) -> bool:
+        return self.min_thinking_tokens > 0 or self.max_thinking_tokens is not None or self.max_waits > 0
+
+
 class Generation(Record):
     problem_id: str
     benchmark: str | None = None
@@ -79,7 +106,7 @@ class Generation(Record):
     model: str
     engine: str = ""
     sampling: SamplingParams = Field(default_factory=SamplingParams)
-    budget: dict[str, Any] | None = None
+    budget: Budget | None = None  # the budget forcing that made it, if any
     prompt: str = ""
     text: str
     thinking: str | None = None

@@ -122,7 +122,7 @@ class HFEngine:
             if forcing is not None:
                 forcer = forcing.forcers[row]
                 generation = generation.model_copy(
-                    update={"budget": budget.model_dump(), "waits": forcer.waits, "forced_cut": forcer.forced_cut}
+                    update={"budget": budget, "waits": forcer.waits, "forced_cut": forcer.forced_cut}
                 )
             results.append(generation)
         return results

@@ -255,7 +255,7 @@ class OpenAIEngine:
                             client, prompt, sampling, budget
                         )
                         usage = None
-                        forcing = {"budget": budget.model_dump(), "waits": waits, "forced_cut": cut}
+                        forcing = {"budget": budget, "waits": waits, "forced_cut": cut}
                 latency = round(time.monotonic() - began, 3)
                 prompt_tokens, completion, thinking_count, source = self._count(text, usage)
                 if forcing:  # several requests: the tokenizer's counts over the whole text, or those the budget kept

@@ -1,4 +1,4 @@
-"""What the SFT and GRPO stages share: trainer arguments from a recipe, LoRA, saving the
+"""What the SFT and GRPO stages share: trainer arguments from a cfg, LoRA, saving the
 model where `handful eval` can load it, and the run's manifest."""
 
 from __future__ import annotations
@@ -19,39 +19,39 @@ def trackers(wanted: list[str]) -> list[str]:
     return found or ["none"]
 
 
-def training_arguments(config_class, recipe: Schedule, out: Path, *, has_eval: bool, **extra):
+def training_arguments(config_class, cfg: Schedule, out: Path, *, has_eval: bool, **extra):
     import torch
 
     cuda = torch.cuda.is_available()
-    bf16 = recipe.bf16 if recipe.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
     kwargs = dict(
         output_dir=str(out),
-        num_train_epochs=recipe.epochs,
-        max_steps=recipe.max_steps,
-        learning_rate=recipe.lr,
-        lr_scheduler_type=recipe.scheduler,
-        warmup_steps=recipe.warmup,
-        weight_decay=recipe.weight_decay,
-        adam_beta1=recipe.adam_betas[0],
-        adam_beta2=recipe.adam_betas[1],
-        per_device_train_batch_size=recipe.batch_size,
-        per_device_eval_batch_size=recipe.batch_size,
-        gradient_accumulation_steps=recipe.grad_accum,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay,
+        adam_beta1=cfg.adam_betas[0],
+        adam_beta2=cfg.adam_betas[1],
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
         bf16=bf16,
         use_cpu=not cuda,
-        activation_checkpointing=recipe.gradient_checkpointing,
-        seed=recipe.seed,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        seed=cfg.seed,
         save_strategy="steps",
-        save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit,
-        logging_steps=recipe.logging_steps,
-        report_to=trackers(recipe.report_to),
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps,
+        report_to=trackers(cfg.report_to),
     )
     if has_eval:
         # The checkpoint is chosen on held-out training data, never on a test benchmark.
         kwargs.update(
             eval_strategy="steps",
-            eval_steps=recipe.save_steps,
+            eval_steps=cfg.save_steps,
             load_best_model_at_end=True,
             metric_for_best_model="eval_loss",
             greater_is_better=False,
@@ -98,12 +98,12 @@ def save_outputs(trainer, tokenizer, base: ResolvedModel, lora: LoraSettings, ou
     return saved
 
 
-def write_manifest(out: Path, recipe, summary: dict) -> None:
+def write_manifest(out: Path, cfg, summary: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     from handful.evaluation import versions
 
     record = {
-        "recipe": recipe.model_dump(mode="json"),
+        "recipe": cfg.model_dump(mode="json"),
         "versions": versions("trl", "peft", "accelerate", "datasets"),
         **summary,
     }

@@ -1,6 +1,6 @@
-"""Training recipes: every knob explicit, since the libraries' defaults change between
+"""Training settings (`SFTConfig`, `GRPOConfig`): every knob explicit, since the libraries' defaults change between
 versions (TRL 1.x turned bf16 and gradient checkpointing on, GRPO's beta to 0 and its loss to
-DAPO's). Shipped presets live in `handful/recipes/` (`sft-s1`, `sft-limo`, `sft-cpu-small`,
+DAPO's). Shipped presets (YAML files of these settings) live in `handful/recipes/` (`sft-s1`, `sft-limo`, `sft-cpu-small`,
 `grpo-deepscaler`, `grpo-cpu-small`)."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Schedule(Config):
     lora: LoraSettings = Field(default_factory=LoraSettings)
 
 
-class SFTRecipe(Schedule):
+class SFTConfig(Schedule):
     data: str | None = Field(default=None, description="sft.jsonl from `handful distill`")
     max_seq_len: int = Field(default=1024, ge=16)
     packing: bool = False
@@ -69,7 +69,7 @@ class ContextStage(Config):
     num_generations: int | None = None
 
 
-class GRPORecipe(Schedule):
+class GRPOConfig(Schedule):
     problems: str | None = Field(default=None, description="Problems (JSONL, pool, dyn: spec) with reference answers")
     limit: int | None = None
     num_generations: int = Field(default=8, ge=2, description="samples per prompt (the group)")
@@ -109,5 +109,5 @@ def shipped_file(kind: str, folder: Path, name_or_path: str | Path) -> Path:
     )
 
 
-def recipe_path(name_or_path: str | Path) -> Path:
-    return shipped_file("recipe", RECIPES, name_or_path)
+def preset_path(name_or_path: str | Path) -> Path:
+    return shipped_file("training preset", RECIPES, name_or_path)

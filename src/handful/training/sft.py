@@ -26,7 +26,7 @@ from handful.errors import ConfigError, RecordError
 from handful.models import resolve
 from handful.records import read_dicts
 from handful.training.common import lora_config, save_outputs, training_arguments, write_manifest
-from handful.training.config import SFTRecipe
+from handful.training.config import SFTConfig
 
 log = logging.getLogger(__name__)
 
@@ -87,43 +87,43 @@ def split(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], li
     return [p for i, p in enumerate(pairs) if i not in chosen], [p for i, p in enumerate(pairs) if i in chosen]
 
 
-def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False) -> dict:
+def train_sft(cfg: SFTConfig, out: str | Path, *, resume: bool = False) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    if not recipe.data:
+    if not cfg.data:
         raise ConfigError("data: give the fine-tuning set (--data sft.jsonl)")
     out = Path(out)
     checkpoints = out / "checkpoints"
     if not resume and checkpoints.exists() and any(checkpoints.glob("checkpoint-*")):
         raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or use another --out")
     started = time.time()
-    model_ref = resolve(recipe.model)
+    model_ref = resolve(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(model_ref.path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    pairs = load_pairs(recipe.data)
-    cut = truncation(lengths(pairs, tokenizer), recipe.max_seq_len)
+    pairs = load_pairs(cfg.data)
+    cut = truncation(lengths(pairs, tokenizer), cfg.max_seq_len)
     if cut["truncated"]:
         log.warning(
             "%d of %d samples are longer than max_seq_len=%d and lose %s tokens on average (at most %d), "
             "their ends included",
             cut["truncated"],
             cut["samples"],
-            recipe.max_seq_len,
+            cfg.max_seq_len,
             cut["tokens_cut_mean"],
             cut["tokens_cut_max"],
         )
-    train, val = split(pairs, recipe.val_fraction, recipe.seed)
+    train, val = split(pairs, cfg.val_fraction, cfg.seed)
     args = training_arguments(
         SFTConfig,
-        recipe,
+        cfg,
         checkpoints,
         has_eval=bool(val),
-        max_length=recipe.max_seq_len,
-        packing=recipe.packing,
+        max_length=cfg.max_seq_len,
+        packing=cfg.packing,
         completion_only_loss=True,
         dataset_text_field="text",
     )
@@ -136,19 +136,19 @@ def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False) -> di
         train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(val) if val else None,
         processing_class=tokenizer,
-        peft_config=lora_config(recipe.lora),
+        peft_config=lora_config(cfg.lora),
     )
     last = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if resume else []
     result = trainer.train(resume_from_checkpoint=str(last[-1]) if last else None)
     if not trainer.is_world_process_zero():  # one process writes; the others are done
         return {"outputs": {}, "rank": trainer.args.process_index}
-    saved = save_outputs(trainer, tokenizer, model_ref, recipe.lora, out)
-    data_hash = hashlib.sha256(Path(recipe.data).read_bytes()).hexdigest()
+    saved = save_outputs(trainer, tokenizer, model_ref, cfg.lora, out)
+    data_hash = hashlib.sha256(Path(cfg.data).read_bytes()).hexdigest()
     summary = {
         "stage": "sft",
-        "model": recipe.model,
+        "model": cfg.model,
         "base_path": model_ref.path,
-        "data": str(recipe.data),
+        "data": str(cfg.data),
         "data_sha256": data_hash,
         "train_samples": len(train),
         "validation_samples": len(val),
@@ -163,17 +163,17 @@ def train_sft(recipe: SFTRecipe, out: str | Path, *, resume: bool = False) -> di
         "seconds": round(time.time() - started, 1),
         "resumed_from": str(last[-1]) if last else None,
     }
-    write_manifest(out, recipe, summary)
-    if recipe.eval_benchmark:
+    write_manifest(out, cfg, summary)
+    if cfg.eval_benchmark:
         from handful.config import EvalConfig
         from handful.evaluation import evaluate
 
         cfg = EvalConfig(
             model=saved["eval_model"],
-            benchmarks=recipe.eval_benchmark,
-            limit=recipe.eval_limit,
-            sampling={"max_tokens": recipe.eval_max_tokens},
+            benchmarks=cfg.eval_benchmark,
+            limit=cfg.eval_limit,
+            sampling={"max_tokens": cfg.eval_max_tokens},
         )
         summary["eval"] = evaluate(cfg, out / "eval").model_dump(mode="json")["benchmarks"]
-        write_manifest(out, recipe, summary)
+        write_manifest(out, cfg, summary)
     return summary
