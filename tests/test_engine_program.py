@@ -8,6 +8,7 @@ from handful.config import EvalConfig
 from handful.engines.program import ProgramEngine, response
 from handful.errors import EngineError
 from handful.evaluation import evaluate, memorisation_gaps
+from handful.metrics import score
 from handful.models import ModelSpec, resolve
 from handful.records import Generation, read_jsonl
 
@@ -91,12 +92,12 @@ def _samples(bench, outcomes):
 def test_the_memorisation_gap_compares_a_benchmark_with_its_fresh_copy():
     fresh = "dyn:gsm-template?steps=3"
     samples = _samples("gsm8k", [True] * 40 + [False] * 10) + _samples(fresh, [True] * 10 + [False] * 40)
-    results = {"gsm8k": {"accuracy": 0.8}, fresh: {"accuracy": 0.2}, "dyn:addition?digits=6": {"accuracy": 0.5}}
     samples += _samples("dyn:addition?digits=6", [True, False])
+    results = {b: score([g for g in samples if g.benchmark == b], 1) for b in ("gsm8k", fresh, "dyn:addition?digits=6")}
     [gap] = memorisation_gaps(results, samples, n=1)
-    assert gap["static"] == "gsm8k" and gap["fresh"] == fresh
-    assert gap["gap"] == pytest.approx(0.6) and 0.4 < gap["gap_ci95"][0] < 0.6 < gap["gap_ci95"][1] < 0.8
-    assert memorisation_gaps({fresh: {"accuracy": 0.2}}, samples, n=1) == []
+    assert gap.static == "gsm8k" and gap.fresh == fresh and (gap.static_accuracy, gap.fresh_accuracy) == (0.8, 0.2)
+    assert gap.gap == pytest.approx(0.6) and 0.4 < gap.gap_ci95[0] < 0.6 < gap.gap_ci95[1] < 0.8
+    assert memorisation_gaps({fresh: results[fresh]}, samples, n=1) == []
 
 
 def test_a_budget_changes_no_trace_and_is_warned_about_once(tiny_model, caplog):

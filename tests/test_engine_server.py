@@ -120,7 +120,7 @@ def test_eval_cli_through_the_server(server, smollm2_path, tmp_path, monkeypatch
     )
     assert out.returncode == 0, out.stderr
     scores = json.loads((tmp_path / "scores.json").read_text())
-    assert scores.benchmarks["gsm8k"].n_samples == 3
+    assert scores["benchmarks"]["gsm8k"]["n_samples"] == 3
     for f in tmp_path.iterdir():
         assert "sk-secret-123" not in f.read_text()  # the key is never written anywhere
     assert "HANDFUL_TEST_KEY" in (tmp_path / "run.json").read_text()
@@ -161,7 +161,7 @@ def test_stops_before_the_minimum_are_answered_with_wait():
     assert g.text == "abc\nWait more\nWait done</think>The answer is 4."
     assert g.thinking == "abc\nWait more\nWait done" and g.answer_text == "The answer is 4."
     assert g.waits == 2 and not g.forced_cut and g.finish_reason == "stop"
-    assert g.budget == Budget(min_thinking_tokens=10).model_dump()
+    assert g.budget == Budget(min_thinking_tokens=10)
 
 
 def test_the_maximum_forces_the_delimiter_and_final_answer():

@@ -161,6 +161,9 @@ def grade_generations(
 def evaluate(cfg: EvalConfig, out: str | Path) -> Scores:
     with RunDirectory(out) as folder:
         cfg, by_benchmark, samples = generate(cfg, folder, SAMPLES_FILE)
+        # Written once the samples are in: on a nearly full disk, the samples come first.
+        posed = [Posed(benchmark=name, problem=p) for name, ps in by_benchmark.items() for p in ps]
+        write_jsonl(folder / POSED_FILE, posed)
         return write_scores(cfg, folder, by_benchmark, samples)
 
 
@@ -192,7 +195,6 @@ def generate(
     problems = {(name, p.id): p for name, ps in by_benchmark.items() for p in ps}
     mine = fingerprint(cfg, by_benchmark)
     _check_run_dir(out, cfg, mine, samples_file)
-    write_jsonl(out / POSED_FILE, [Posed(benchmark=name, problem=p) for name, ps in by_benchmark.items() for p in ps])
     run_stamp = stamp(mine)
     # Closed whatever happens, so a failed run leaves no open file behind (a full disk must be unmountable).
     with RecordStore(out / samples_file, Generation, key=lambda g: g.key) as store:
