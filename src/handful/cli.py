@@ -759,22 +759,14 @@ def scale(
     set_: Sets = None,
 ) -> None:
     """Sweep thinking budgets; write the accuracy-vs-thinking-tokens curve and its picture."""
+    given = {name: value for name, value in locals().items() if name in EVAL_KEYS}  # the points' eval settings
     overrides = _options(
         max_thinking=_ints("--max-thinking", max_thinking),
         min_thinking=_ints("--min-thinking", min_thinking),
         waits=_ints("--waits", waits),
         votes=_ints("--votes", votes),
     )
-    overrides += _eval_options(
-        "eval.",
-        model=model,
-        benchmark=benchmark,
-        limit=limit,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        engine=engine,
-        base_url=base_url,
-    ) + list(set_ or [])
+    overrides += _eval_options("eval.", **given) + list(set_ or [])
     with _guard(f"finished samples are kept under {out / 'points'}; run the same command again to resume"):
         result = STAGES["scale"].run(STAGES["scale"].config(config, overrides), out)
     table = Table("point", "benchmark", "think tok", "accuracy [95% CI]", "maj@k", "control")
