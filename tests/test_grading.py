@@ -247,3 +247,38 @@ def test_agrees_with_published_labels():
         grades = grader.grade(requests)
     agreement = sum(g.correct == label for g, label in zip(grades, labels)) / len(labels)
     assert agreement >= 0.97, agreement
+
+
+CUT_OFF_GUESSES = [
+    # (text, gold, format): each is read as an answer when the output finished, never when it was cut off
+    ("<think>Maybe \\boxed{18}? Let me check the", "18", "integer"),
+    ("<think>so 18</think>Working: the answer is 18. But the carry", "18", "integer"),
+    ("<think>ok</think>So far **18** apples, and then", "18", "math"),
+    ("<think>ok</think>The total is 9 + 9 = 18 and", "18", "integer"),
+    ("<think>ok</think>Option\n(B)\nlooks right but", "B", "choice"),
+    ("<think>ok</think>Looking at the options:\nB. is tempting, however", "B", "choice"),
+]
+
+
+@pytest.mark.parametrize(("text", "gold", "fmt"), CUT_OFF_GUESSES)
+def test_a_cut_off_output_is_never_counted_correct_by_a_fallback(text, gold, fmt):
+    delimiters = ("<think>", "</think>")
+    choices = ("1", "2", "3", "4") if fmt == "choice" else None
+    finished = GradeRequest(text, gold, fmt, choices, delimiters)
+    cut = GradeRequest(text, gold, fmt, choices, delimiters, True)
+    assert check(finished).correct, check(finished)  # the fallback does find it when the output finished
+    assert check(cut).outcome == "no_answer", check(cut)
+
+
+@pytest.mark.parametrize(
+    ("text", "gold", "fmt"),
+    [
+        ("<think>long</think>Final Answer: 18", "18", "integer"),
+        ("<think>long</think>#### 18", "18", "integer"),
+        ("<think>long</think>so \\boxed{18}", "18", "math"),
+        ("<think>long</think>The answer is (B)", "B", "choice"),
+    ],
+)
+def test_a_cut_off_output_with_a_marked_final_answer_still_counts(text, gold, fmt):
+    choices = ("1", "2", "3", "4") if fmt == "choice" else None
+    assert check(GradeRequest(text, gold, fmt, choices, ("<think>", "</think>"), True)).correct

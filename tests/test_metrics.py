@@ -80,3 +80,48 @@ def test_bootstrap_ci_is_degenerate_for_constant_and_wide_for_mixed():
     assert bootstrap_ci([1.0] * 20) == (1.0, 1.0)
     lo, hi = bootstrap_ci([0.0, 1.0] * 50)
     assert 0.35 < lo < 0.5 < hi < 0.65
+
+
+def test_truncation_and_unclosed_thinking_are_counted_per_benchmark():
+    samples = [
+        g("a", 0, "1", True).model_copy(
+            update={"finish_reason": "length", "thinking": "all of it", "thinking_tokens": 9}
+        ),
+        g("b", 0, "1", True).model_copy(
+            update={"finish_reason": "length", "thinking": "t", "answer_text": "x", "answer_tokens": 2}
+        ),
+        g("c", 0, "1", True).model_copy(
+            update={"thinking": "t", "answer_text": "", "answer_tokens": 3}
+        ),  # closed, then nothing
+        g("d", 0, "1", True),
+    ]
+    s = score(samples, 1)
+    assert s.truncated == 0.5 and s.unclosed_thinking == 0.25
+    assert set(s.model_dump()) >= {"truncated", "unclosed_thinking"}
+
+
+def test_variance_parts_recover_the_spread_between_problems():
+    import numpy as np
+
+    from handful.metrics import variance_parts
+
+    rng = np.random.default_rng(0)
+    rates = np.where(np.arange(4000) % 2 == 0, 0.2, 0.8)  # true between-problem variance 0.09
+    means = rng.binomial(8, rates) / 8
+    parts = variance_parts(list(means), 8)
+    assert parts["variance_between"] == pytest.approx(0.09, abs=0.006)
+    assert parts["variance_within"] == pytest.approx(0.16 / 8, abs=0.002)  # p(1-p)/n = 0.16/8
+
+
+def test_advice_says_what_would_narrow_the_interval():
+    from handful.metrics import advice
+
+    greedy = score([g(f"p{i}", 0, "1", i % 3 == 0) for i in range(30)], 1)
+    text = advice(greedy)
+    assert "120 problems would halve it" in text and "one sample per problem cannot tell" in text
+    sampled = [g(f"p{i}", k, "1", (i % 3 == 0) or (k % 2 == 0)) for i in range(30) for k in range(4)]
+    s = score(sampled, 4)
+    text = advice(s)
+    floor = float(text.split("goes below ±")[1].split(" ")[0])
+    more = float(text.split("16 samples each would give ±")[1].split(";")[0])
+    assert floor < more < (s.ci95[1] - s.ci95[0]) / 2 + 0.02  # more samples narrow it, never below the floor

@@ -266,6 +266,11 @@ def test_cli_dry_run_transparency_and_report(finished, tmp_path):
     assert scored.exit_code == 0 and json.loads(scored.output)["total"] >= 92
     written = runner.invoke(app, ["report", str(out)])
     assert written.exit_code == 0 and "report.html" in written.output
+    assert "Paired by problem" in (out / "report.html").read_text()  # the before/after section
+    paired = runner.invoke(
+        app, ["compare", str(out / "eval" / "plain" / "base"), str(out / "eval" / "plain" / "trained")]
+    )
+    assert paired.exit_code == 0 and "paired," in paired.output and "p = " in paired.output
     bad = runner.invoke(app, ["transparency", str(tmp_path)])
     assert bad.exit_code == 1 and "manifest.json" in bad.output
 

@@ -300,7 +300,11 @@ def _eval_options(prefix: str, **given) -> list[str]:
 
 
 def print_scores(scores) -> None:
-    table = Table("benchmark", "problems x n", "accuracy [95% CI]", "maj@k", "pass@k", "tokens think/answer")
+    from handful.metrics import advice
+
+    table = Table(
+        "benchmark", "problems x n", "accuracy [95% CI]", "maj@k", "pass@k", "tokens think/answer", "cut / unclosed"
+    )
     for name, s in scores.benchmarks.items():
         table.add_row(
             visible(name),
@@ -309,10 +313,12 @@ def print_scores(scores) -> None:
             " ".join(f"{k}:{v:.3f}" for k, v in s.maj_at_k.items()),
             " ".join(f"{k}:{v:.3f}" for k, v in s.pass_at_k.items()),
             f"{s.avg_thinking_tokens:.0f}/{s.avg_answer_tokens:.0f}",
+            f"{s.truncated:.0%} / {s.unclosed_thinking:.0%}",
         )
     console.print(table)
     for name, s in scores.benchmarks.items():
         console.print(visible(f"{name} outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items()))))
+        console.print(visible(f"{name} interval: {advice(s)}"))
     for g in scores.memorisation:
         console.print(
             visible(
@@ -786,6 +792,29 @@ def scale(
     console.print(visible(f"curve in {out / 'curve.json'} and {out / 'curve.png'}"))
 
 
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="The baseline: an eval folder, a run's eval stage or a scale point.")],
+    b: Annotated[Path, typer.Argument(help="The one compared with it, on the same problems.")],
+    intersect: Annotated[
+        bool, typer.Option("--intersect", help="Compare only the problems both saw; say how many were dropped.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """B against A on the same problems: the paired difference, its interval and p-value, per benchmark and pooled."""
+    from handful.comparison import compare_folders
+
+    with _guard():
+        found = compare_folders(a, b, intersect=intersect)
+    if as_json:
+        sys.stdout.write(json.dumps([c.model_dump(mode="json") for c in found], indent=2) + "\n")
+        return
+    for c in found:
+        print_comparison(c)
+        if c.dropped:
+            console.print(visible(f"  {len(c.dropped)} problems seen by one side only were left out"))
+
+
 RunOut = Annotated[
     Path | None, typer.Option("--out", parser=_out_path, help="Run directory (default: runs/NAME); rerun to resume.")
 ]
@@ -794,18 +823,23 @@ RunOut = Annotated[
 def _print_comparisons(out: Path) -> None:
     from handful import outputs, report
 
-    for c in report.comparisons(outputs.read(out)):
-        b, a, d = c["baseline"], c["accuracy"], c["difference_ci95"]
-        console.print(
-            visible(
-                f"{c['run']:>8} {c['benchmark']:<28} {c['against']} {b['accuracy']:.3f} "
-                f"[{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}] -> {c['model']} {a['accuracy']:.3f} "
-                f"[{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]  difference {c['difference']:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}]"
-                + ("  (intervals apart)" if c["separated"] else "")
-            ),
-            highlight=False,
-            soft_wrap=True,
-        )
+    for run, c in report.comparisons(outputs.read(out)):
+        print_comparison(c, run)
+
+
+def print_comparison(c, run: str = "") -> None:
+    d = c.difference_ci95
+    console.print(
+        visible(
+            f"{run:>8} {c.benchmark:<28} {c.baseline} {c.baseline_accuracy:.3f} "
+            f"[{c.baseline_ci95[0]:.3f}, {c.baseline_ci95[1]:.3f}] -> {c.compared} {c.accuracy:.3f} "
+            f"[{c.ci95[0]:.3f}, {c.ci95[1]:.3f}]  difference {c.difference:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}] "
+            f"(paired, {c.problems} problems: {c.better} better, {c.worse} worse; p = {c.p_value:.2g}, {c.test})"
+            + ("  interval excludes 0" if c.separated else "")
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _run(recipe_name: str, out: Path | None, dry_run: bool, set_: list[str] | None) -> Path | None:

@@ -113,14 +113,18 @@ def clean(answer: str) -> str:
     return re.split(r"\.\s+[A-Z]", s, maxsplit=1)[0].strip()
 
 
-def _find_math(part: str, last_number: bool) -> Extraction:
+def _find_math(part: str, last_number: bool, explicit_only: bool = False) -> Extraction:
     boxed = last_boxed(part)
     if boxed is not None:
         return Extraction(boxed, "boxed")
     for name, pattern in (("final_answer", _FINAL), ("answer_is", _ANSWER_IS), ("hashes", _HASHES)):
+        if explicit_only and name == "answer_is":
+            continue  # "so the answer is 5? Wait" is thinking aloud, not a final answer
         hits = pattern.findall(part)
         if hits and clean(hits[-1]):
             return Extraction(clean(hits[-1]), name)
+    if explicit_only:
+        return Extraction(None, "none")
     bold = [b for b in _BOLD.findall(part) if any(c.isdigit() for c in b) and not b.rstrip().endswith(":")]
     if bold:
         return Extraction(clean(bold[-1]), "bold")
@@ -131,7 +135,7 @@ def _find_math(part: str, last_number: bool) -> Extraction:
     return Extraction(None, "none")
 
 
-def _find_letter(part: str, choices: list[str] | None) -> Extraction:
+def _find_letter(part: str, choices: list[str] | None, explicit_only: bool = False) -> Extraction:
     letters = "ABCDEFGHIJ"[: len(choices)] if choices else "ABCDEFGHIJ"
     boxed = last_boxed(part)
     if boxed is not None:
@@ -141,7 +145,7 @@ def _find_letter(part: str, choices: list[str] | None) -> Extraction:
         for letter, choice in zip(letters, choices or []):
             if clean(inner) == clean(choice):
                 return Extraction(letter, "boxed_choice_text")
-    for pattern in _LETTER_PATTERNS:
+    for pattern in _LETTER_PATTERNS[:1] if explicit_only else _LETTER_PATTERNS:
         hits = [h.upper() for h in pattern.findall(part) if h.upper() in letters]
         if hits:
             return Extraction(hits[-1], "letter")
@@ -155,14 +159,18 @@ def extract_answer(
     choices: list[str] | None = None,
     last_number: bool = False,
     thinking_delimiters: tuple[str, str] = ("<think>", "</think>"),
+    truncated: bool = False,
 ) -> Extraction:
+    """The final answer. A `truncated` output (cut at the token limit) never finished: only an
+    answer it marked as final counts (a box, "Final Answer:", "####", "the answer is (B)"), and
+    only after its thinking; its thinking, bold text and last number are not searched."""
     thinking, answer_part = split_thinking(text, *thinking_delimiters)
-    parts = [(answer_part, "")] + ([(thinking, "@thinking")] if thinking else [])
+    parts = [(answer_part, "")] + ([(thinking, "@thinking")] if thinking and not truncated else [])
     for part, where in parts:
         if answer_format == "choice":
-            found = _find_letter(part, choices)
+            found = _find_letter(part, choices, explicit_only=truncated)
         else:
-            found = _find_math(part, last_number)
+            found = _find_math(part, last_number and not truncated, explicit_only=truncated)
         if found.answer is not None:
             return Extraction(found.answer, found.method + where)
     return Extraction(None, "none")

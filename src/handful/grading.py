@@ -152,10 +152,10 @@ def _extract(request: GradeRequest):
         request.pred,
         answer_format=request.answer_format,
         choices=list(request.choices) if request.choices else None,
-        last_number=not request.truncated
-        and request.answer_format != "countdown"
+        last_number=request.answer_format != "countdown"
         and (request.answer_format == "integer" or is_plain_number(request.gold)),
         thinking_delimiters=request.thinking_delimiters,
+        truncated=request.truncated,
     )
 
 

@@ -33,6 +33,49 @@ class Score(BaseModel):
     avg_thinking_tokens: float
     avg_answer_tokens: float
     outcomes: dict[str, int]
+    truncated: float = 0.0  # share of samples cut at max_tokens
+    unclosed_thinking: float = 0.0  # share of samples whose thinking opened and never closed
+    # The accuracy's variance over problems, split in two: between problems (what more samples
+    # per problem cannot shrink) and within them (the per-problem mean's own sampling noise).
+    variance_between: float | None = None
+    variance_within: float | None = None
+
+
+def variance_parts(per_problem: list[float], n: int) -> dict[str, float]:
+    """Between- and within-problem variance of per-problem accuracies from n samples each.
+
+    The mean of n Bernoulli draws with rate p varies by p(1-p)/n, estimated without bias by
+    m(1-m)/(n-1); what is left of the spread of the means is the spread of the problems
+    themselves. With one sample per problem the two cannot be told apart: all of it is
+    counted as between problems, the side no number of samples can shrink."""
+    m = np.asarray(per_problem, dtype=float)
+    total = float(m.var(ddof=1)) if len(m) > 1 else 0.0
+    within = float(np.mean(m * (1 - m) / (n - 1))) if n > 1 else 0.0
+    return {"variance_between": max(total - within, 0.0), "variance_within": within}
+
+
+def advice(s: Score) -> str:
+    """What would narrow a score's interval: more problems, or, on a fixed set of problems,
+    more samples per problem, down to the floor set by the spread between problems."""
+    half = (s.ci95[1] - s.ci95[0]) / 2
+    parts = [f"±{half:.3f}; {4 * s.n_problems} problems would halve it"]
+    if s.variance_between is None or s.variance_within is None:
+        return parts[0]
+    n = s.n_samples // max(s.n_problems, 1)
+    floor = 1.96 * (s.variance_between / s.n_problems) ** 0.5
+    if n == 1:
+        parts.append("one sample per problem cannot tell the spread between problems from the noise within them")
+    elif s.variance_within > 0:
+        more = 4 * n
+        with_more = 1.96 * ((s.variance_between + s.variance_within * n / more) / s.n_problems) ** 0.5
+        parts.append(f"on these {s.n_problems} problems, {more} samples each would give ±{with_more:.3f}")
+    parts.append(f"no number of samples per problem goes below ±{floor:.3f} (the spread between these problems)")
+    return "; ".join(parts)
+
+
+def unclosed(g: Generation) -> bool:
+    """Thinking opened and never closed: all of the completion is thinking (see extract.split_thinking)."""
+    return g.thinking is not None and not g.answer_text and g.answer_tokens == 0
 
 
 class MemorisationGap(BaseModel):
@@ -110,10 +153,32 @@ DEFINITIONS: dict[str, dict[str, str]] = {
         "kind": "standard",
         "definition": "samples by grading outcome: correct, incorrect, no_answer, unparseable_gold, timeout",
     },
+    "variance_between": {
+        "kind": "custom",
+        "definition": "variance of the per-problem accuracy across problems, less its within-problem sampling noise",
+        "why": "it sets the floor of the interval on a fixed benchmark: more samples per problem cannot go below it",
+    },
+    "variance_within": {
+        "kind": "custom",
+        "definition": "mean over problems of m(1-m)/(n-1), the sampling noise of a per-problem accuracy from n samples",
+        "why": "the part of the interval that more samples per problem do shrink",
+    },
+    "truncated": {
+        "kind": "custom",
+        "definition": "share of samples cut at max_tokens; a cut-off sample counts only an answer it marked as final",
+        "why": "a score that rests on outputs cut short is a score of the token limit (open-r1#194, lm-eval#3382)",
+    },
+    "unclosed_thinking": {
+        "kind": "custom",
+        "definition": "share of samples whose thinking opened and never closed",
+        "why": "such a sample never answered; a high share says the budget, not the model, set the score",
+    },
     "difference": {
         "kind": "custom",
-        "definition": "accuracy of one run minus another on the same problems, with a 95 % bootstrap interval over problems",
-        "why": "a before/after gain is only shown when its interval excludes zero, not from two point estimates",
+        "definition": "accuracy of one run minus another on the same problems, paired by problem: a 95 % bootstrap "
+        "interval that draws the problems once for both sides, and the exact sign test over the problems that changed "
+        "(exact McNemar with one sample per problem)",
+        "why": "outcomes on one problem are correlated; pairing uses that, where two separate intervals cannot",
     },
     "control": {
         "kind": "custom",
@@ -127,7 +192,8 @@ DEFINITIONS: dict[str, dict[str, str]] = {
     },
     "memorisation_gap": {
         "kind": "custom",
-        "definition": "static benchmark accuracy minus its fresh procedural copy's (GSM8K vs dyn:gsm-template), with a 95 % interval",
+        "definition": "static benchmark accuracy minus its fresh procedural copy's (GSM8K vs dyn:gsm-template), with a "
+        "95 % interval that resamples each side on its own: the problems differ, so they cannot be paired",
         "why": "a score that falls on fresh numbers was partly recall (GSM-Symbolic)",
     },
     "transparency": {
@@ -151,7 +217,9 @@ def bootstrap_ci(values: Iterable[float], resamples: int = 2000, seed: int = 0) 
 def difference_ci(
     a: Iterable[float], b: Iterable[float], resamples: int = 2000, seed: int = 0
 ) -> tuple[float, tuple[float, float]]:
-    """mean(a) - mean(b) and its 95 % interval, resampling the two independent sets of problems."""
+    """mean(a) - mean(b) and its 95 % interval, resampling the two sets of problems independently: only for
+    sets that are not the same problems (the memorisation gap); the same problems are compared in
+    `handful.comparison`, paired."""
     x, y = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
     if len(x) == 0 or len(y) == 0:
         raise ScoringError("a difference needs problems on both sides")
@@ -212,4 +280,7 @@ def score(samples: Iterable[Generation], n: int, expected: Iterable[str] | None 
         avg_thinking_tokens=float(np.mean([g.thinking_tokens for g in flat])),
         avg_answer_tokens=float(np.mean([g.answer_tokens for g in flat])),
         outcomes=dict(Counter(g.outcome or "ungraded" for g in flat)),
+        **variance_parts(per_problem, n),
+        truncated=float(np.mean([g.finish_reason == "length" for g in flat])),
+        unclosed_thinking=float(np.mean([unclosed(g) for g in flat])),
     )

@@ -20,9 +20,10 @@ from pathlib import Path
 import yaml
 
 from handful import charts, transparency
+from handful.comparison import Comparison, compare_samples
 from handful.files import read_json, write_text
 from handful.layout import REPORT
-from handful.metrics import Score
+from handful.metrics import Score, advice
 from handful.outputs import RunView, StageView, read
 from handful.records import Generation, Problem, read_jsonl
 
@@ -49,81 +50,64 @@ def _section(ident: str, title: str, body: str) -> str:
     return f'<section id="{ident}"><h2>{escape(title)}</h2>{body}</section>'
 
 
-def comparisons(view: RunView) -> list[dict]:
-    """Within each eval run, every model against the first (e.g. trained vs base), per benchmark
-    and, when the run holds several, over all its problems together; always on the same
-    problems: the difference and its 95 % interval."""
-    from handful.metrics import bootstrap_ci, difference_ci, per_problem_accuracy
-
-    def row(run, bench, model, against, mine: list[float], theirs: list[float]) -> dict:
-        ours = {"accuracy": sum(mine) / len(mine), "ci95": bootstrap_ci(mine)}
-        base = {"accuracy": sum(theirs) / len(theirs), "ci95": bootstrap_ci(theirs)}
-        gain, ci = difference_ci(mine, theirs)
-        return {
-            "run": run,
-            "benchmark": bench,
-            "model": model,
-            "against": against,
-            "accuracy": ours,
-            "baseline": base,
-            "difference": gain,
-            "difference_ci95": ci,
-            "problems": len(mine),
-            "separated": ours["ci95"][0] > base["ci95"][1] or ours["ci95"][1] < base["ci95"][0],
-        }
-
+def comparisons(view: RunView) -> list[tuple[str, Comparison]]:
+    """(eval run, comparison): within each eval run, every model against the first (e.g. trained
+    against base), per benchmark and over all its problems together, paired by problem."""
     groups: dict[str, list[StageView]] = {}
     for s in view.of("eval"):
         if s.done and s.run is not None:
             groups.setdefault(s.run, []).append(s)
     found = []
     for run, stages in groups.items():
-        if len(stages) < 2:
-            continue
         first = stages[0]
         base_samples = read_jsonl(first.folder / "samples.jsonl", Generation)
         for other in stages[1:]:
             samples = read_jsonl(other.folder / "samples.jsonl", Generation)
-            pooled: tuple[list[float], list[float]] = ([], [])
-            for bench, s in other.scores.items():
-                n = s.n_samples // max(s.n_problems, 1)
-                mine = per_problem_accuracy([g for g in samples if g.benchmark == bench], n)
-                theirs = per_problem_accuracy([g for g in base_samples if g.benchmark == bench], n)
-                found.append(row(run, bench, other.model, first.model, mine, theirs))
-                pooled[0].extend(mine)
-                pooled[1].extend(theirs)
-            if len(other.scores) > 1:
-                found.append(row(run, "all of them", other.model, first.model, *pooled))
+            runs = (first.config.get("n", 1), other.config.get("n", 1))
+            for c in compare_samples(base_samples, samples, *runs, baseline=first.model, compared=other.model):
+                found.append((run, c))
     return found
 
 
-def _headline(found: list[dict]) -> str:
+def _difference(c: Comparison) -> str:
+    return (
+        f"{c.difference:+.3f} [{c.difference_ci95[0]:+.3f}, {c.difference_ci95[1]:+.3f}]; "
+        f"{c.better} better, {c.worse} worse; p = {c.p_value:.2g} ({c.test})"
+    )
+
+
+def _headline(found: list[tuple[str, Comparison]]) -> str:
     if not found:
         return ""
     rows = [
         [
-            c["run"],
-            c["benchmark"],
-            f"{c['against']} {_ci(c['baseline'])}",
-            f"{c['model']} {_ci(c['accuracy'])}",
-            f"{c['difference']:+.3f} [{c['difference_ci95'][0]:+.3f}, {c['difference_ci95'][1]:+.3f}]",
-            "yes" if c["separated"] else "no",
+            run,
+            c.benchmark,
+            c.problems,
+            f"{c.baseline} {c.baseline_accuracy:.3f} [{c.baseline_ci95[0]:.3f}, {c.baseline_ci95[1]:.3f}]",
+            f"{c.compared} {c.accuracy:.3f} [{c.ci95[0]:.3f}, {c.ci95[1]:.3f}]",
+            _difference(c),
+            "yes" if c.separated else "no",
         ]
-        for c in found
+        for run, c in found
     ]
     # One pair of bars per eval run: over all its problems where it has several benchmarks.
-    pooled = {c["run"] for c in found if c["benchmark"] == "all of them"}
+    pooled = {run for run, c in found if c.benchmark == "all of them"}
     bars, colors = [], []
-    for c in found:
-        if c["run"] in pooled and c["benchmark"] != "all of them":
+    for run, c in found:
+        if run in pooled and c.benchmark != "all of them":
             continue
-        label = c["run"] if c["run"] in pooled else f"{c['run']} {c['benchmark']}"
+        label = run if run in pooled else f"{run} {c.benchmark}"
         bars += [
-            (f"{label}: {c['against']}", c["baseline"]["accuracy"], tuple(c["baseline"]["ci95"])),
-            (f"{label}: {c['model']}", c["accuracy"]["accuracy"], tuple(c["accuracy"]["ci95"])),
+            (f"{label}: {c.baseline}", c.baseline_accuracy, tuple(c.baseline_ci95)),
+            (f"{label}: {c.compared}", c.accuracy, tuple(c.ci95)),
         ]
         colors += ["#9e9e9e", "#1f77b4"]
     chart = charts.bar_chart("accuracy before and after (95 % CI)", bars, "accuracy", top=1.0, colors=colors)
+    note = (
+        '<p class="note">Paired by problem: the difference\'s interval resamples problems once for both sides; '
+        "p is the exact sign test over the problems that changed (exact McNemar with one sample per problem).</p>"
+    )
     return _section(
         "before-after",
         "Before and after",
@@ -132,13 +116,15 @@ def _headline(found: list[dict]) -> str:
             [
                 "eval run",
                 "benchmark",
+                "problems",
                 "baseline [95% CI]",
                 "compared [95% CI]",
-                "difference [95% CI]",
-                "intervals apart",
+                "difference [paired 95% CI]; problems changed; p",
+                "interval excludes 0",
             ],
             rows,
-        ),
+        )
+        + note,
     )
 
 
@@ -242,6 +228,8 @@ def _scores(view: RunView) -> str:
                     " ".join(f"{k}:{v:.3f}" for k, v in sc.maj_at_k.items()),
                     " ".join(f"{k}:{v:.3f}" for k, v in sc.pass_at_k.items()),
                     f"{sc.avg_thinking_tokens:.0f} / {sc.avg_answer_tokens:.0f}",
+                    f"{sc.truncated:.0%} / {sc.unclosed_thinking:.0%}",
+                    advice(sc),
                     f"T={p['temperature']} top_p={p['top_p']} max_tokens={p['max_tokens']} seed={p['seed']}",
                     budget or "off",
                 ]
@@ -260,6 +248,8 @@ def _scores(view: RunView) -> str:
             "maj@k",
             "pass@k",
             "thinking / answer tokens",
+            "cut at max_tokens / thinking never closed",
+            "the interval, and what would narrow it",
             "sampling",
             "budget forcing",
         ],

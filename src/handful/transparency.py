@@ -293,8 +293,10 @@ def ablations(ev: Evidence) -> tuple[str, str]:
             MISSING,
             "one configuration only: evaluate @base beside @train, or a second eval run (e.g. without budget forcing)",
         )
-    return MET, "each compared on the same problems, the difference with a 95 % interval in the report: " + "; ".join(
-        found
+    return (
+        MET,
+        "each compared on the same problems, paired: the difference with its 95 % interval and p-value in the report: "
+        + "; ".join(found),
     )
 
 
@@ -343,6 +345,7 @@ def custom_metrics(ev: Evidence) -> tuple[str, str]:
     defined = ev.manifest["evaluation"]["metrics"]
     used = (
         ["transparency"]
+        + (["truncated", "unclosed_thinking", "variance_between", "variance_within"] if ev.done("eval") else [])
         + (["difference"] if comparisons(ev) else [])
         + (["control", "scaling_slope"] if ev.has("scale") else [])
     )
