@@ -275,6 +275,17 @@ def test_cli_dry_run_transparency_and_report(finished, tmp_path):
     assert bad.exit_code == 1 and "manifest.json" in bad.output
 
 
+def test_regrade_a_whole_run_keeps_its_manifest_and_report(finished, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(finished[0], out, ignore=shutil.ignore_patterns(".handful.lock*"))
+    result = CliRunner().invoke(app, ["regrade", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("verdicts changed: none") == 4  # four eval stages, graded by this very grader
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert all("scores" in s for s in manifest["stages"] if s["kind"] == "eval")
+    assert (out / "report.html").exists() and json.loads((out / "transparency.json").read_text())["total"] >= 92
+
+
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 

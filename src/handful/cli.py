@@ -815,6 +815,27 @@ def compare(
             console.print(visible(f"  {len(c.dropped)} problems seen by one side only were left out"))
 
 
+@app.command()
+def regrade(
+    run_dir: Annotated[Path, typer.Argument(help="An eval folder, a scale folder or a `handful run` directory.")],
+    workers: Annotated[int, typer.Option(help="Grading processes (0: in this process).")] = 2,
+    timeout: Annotated[float, typer.Option(help="Seconds per answer.")] = 5.0,
+) -> None:
+    """Grade every stored sample again with this handful's grader; rewrite samples and scores, and say what changed."""
+    from handful.grading import VERSION
+    from handful.regrade import regrade as run_regrade
+
+    with _guard(f"each file under {run_dir} is either as it was or fully regraded; run the same command again"):
+        found = run_regrade(run_dir, workers, timeout)
+    for r in found:
+        changes = ", ".join(f"{a} -> {b}: {n}" for (a, b), n in sorted(r.changed.items(), key=str)) or "none"
+        console.print(visible(f"{r.folder}: {r.samples} samples, verdicts changed: {changes}"))
+        for name, (before, after) in r.scores.items():
+            shown = "not scored before" if before is None else f"{before:.3f}"
+            console.print(visible(f"  {name}: accuracy {shown} -> {after:.3f}"))
+    console.print(visible(f"graded with grader version {VERSION}"))
+
+
 RunOut = Annotated[
     Path | None, typer.Option("--out", parser=_out_path, help="Run directory (default: runs/NAME); rerun to resume.")
 ]

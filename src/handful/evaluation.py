@@ -23,6 +23,7 @@ from handful.engines import ENGINES, Prompt, load_tokenizer
 from handful.engines.base import with_opener
 from handful.errors import ConfigError, lookup
 from handful.files import RunDirectory, read_json, register_config_secrets, settings_key, write_json
+from handful.grading import VERSION as GRADER_VERSION
 from handful.grading import Grader, GradeRequest
 from handful.metrics import MemorisationGap, Score, Scores, difference_ci, per_problem_accuracy, score
 from handful.models import resolve
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 def versions(*extra: str) -> dict[str, str]:
-    found = {"handful": __version__, "python": platform.python_version()}
+    found = {"handful": __version__, "handful-grader": GRADER_VERSION, "python": platform.python_version()}
     for package in ("torch", "transformers", "math-verify", "openai", *extra):
         try:
             found[package] = version(package)
@@ -132,6 +133,30 @@ def load_problems(cfg: EvalConfig) -> dict[str, list[Problem]]:
     return chosen
 
 
+def _same_grader(stored: list[Generation], out: Path, samples_file: str) -> None:
+    """Verdicts of two grading rules are never mixed in one eval run: one graded by another
+    version is regraded first (traces, which no command regrades, are only warned about)."""
+    others = sorted({g.grader or "unrecorded" for g in stored if g.grader != GRADER_VERSION})
+    if not others:
+        return
+    message = (
+        f"{out / samples_file}: its samples were graded by grader version {', '.join(others)}; "
+        f"this handful grades with version {GRADER_VERSION}"
+    )
+    if samples_file != SAMPLES_FILE:
+        log.warning("%s; their verdicts are kept as they are", message)
+        return
+    raise ConfigError(f"{message}; run `handful regrade {out}` first, then this command again")
+
+
+def spec_overrides(cfg: EvalConfig) -> dict:
+    """The prompt settings an eval run changes on its model's own."""
+    overrides = cfg.prompt.overrides()
+    if cfg.budget.active:
+        overrides.setdefault("open_thinking", True)  # s1: the prompt ends by opening the thinking
+    return overrides
+
+
 def grade_generations(
     grader: Grader, generations: list[Generation], problems: dict[tuple, Problem], spec
 ) -> list[Generation]:
@@ -152,7 +177,13 @@ def grade_generations(
         )
     return [
         g.model_copy(
-            update={"extracted": r.extracted, "canonical": r.canonical, "outcome": r.outcome, "correct": r.correct}
+            update={
+                "extracted": r.extracted,
+                "canonical": r.canonical,
+                "outcome": r.outcome,
+                "correct": r.correct,
+                "grader": GRADER_VERSION,
+            }
         )
         for g, r in zip(generations, grader.grade(requests))
     ]
@@ -186,9 +217,7 @@ def generate(
     lookup("engine", ENGINES, cfg.engine.name)
     register_config_secrets(cfg.model_dump())
     cfg = seed_benchmarks(cfg, out)
-    overrides = cfg.prompt.overrides()
-    if cfg.budget.active:
-        overrides.setdefault("open_thinking", True)  # s1: the prompt ends by opening the thinking
+    overrides = spec_overrides(cfg)
     # Everything is checked before anything is written, so a typo leaves --out as it was.
     model = resolve(cfg.model, overrides, engine=cfg.engine.name)
     by_benchmark = load_problems(cfg)
@@ -198,6 +227,7 @@ def generate(
     run_stamp = stamp(mine)
     # Closed whatever happens, so a failed run leaves no open file behind (a full disk must be unmountable).
     with RecordStore(out / samples_file, Generation, key=lambda g: g.key) as store:
+        _same_grader(store.records, out, samples_file)
         tokenizer = load_tokenizer(model, cfg.engine.trust_remote_code)
         todo = [
             Prompt(

@@ -53,6 +53,12 @@ KILL_GRACE = 2.0
 BATCH = 32
 
 
+# The grading rules' version, stored with every verdict: a change that can turn a verdict bumps
+# it, and `handful regrade` brings stored samples up to it. 2: a cut-off output counts only an
+# answer it marked as final.
+VERSION = "2"
+
+
 @dataclass(frozen=True)
 class GradeRequest:
     pred: str

@@ -122,6 +122,7 @@ class Generation(Record):
     canonical: str | None = None
     outcome: Outcome | None = None
     correct: bool | None = None
+    grader: str | None = None  # grading.VERSION of the verdict; None: graded before versions were kept
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -1,0 +1,132 @@
+"""`handful regrade DIR`: every stored sample graded again with this handful's grader.
+
+A score is only as good as its grader, and graders change (a fixed extraction path, a new
+equivalence). Regrading is the one way to bring an eval run's verdicts up to date without
+generating anything again: each eval folder's samples are graded from their stored text
+against the problems the run stored (`benchmarks.jsonl`; a run made before that file existed
+rebuilds its benchmarks from its settings), then `samples.jsonl` and `scores.json` are
+rewritten whole, each atomically, so that a kill leaves either the old file or the new one. A
+rerun after a kill finishes the job (samples already current change no verdict).
+
+DIR is an eval folder, a scale folder (its points), or a `handful run` directory (its eval
+stages and scale points; the stage scores, the manifest, the report and the transparency
+score are brought up to date after).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from handful.config import EvalConfig
+from handful.errors import ConfigError
+from handful.evaluation import (
+    RUN_FILE,
+    SAMPLES_FILE,
+    grade_generations,
+    load_problems,
+    posed,
+    spec_overrides,
+    write_scores,
+)
+from handful.files import RunDirectory, read_json
+from handful.grading import VERSION, Grader
+from handful.layout import MANIFEST
+from handful.models import model_spec
+from handful.records import Generation, RecordStore, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Regraded:
+    """What regrading one eval folder changed."""
+
+    folder: Path
+    samples: int = 0
+    changed: Counter = field(default_factory=Counter)  # (old outcome, new outcome) -> count
+    scores: dict = field(default_factory=dict)  # benchmark -> (old accuracy, new accuracy)
+
+
+def eval_folders(out: Path) -> list[Path]:
+    """Every eval folder under DIR (DIR itself, a scale's points, a run's eval stages)."""
+    if (out / RUN_FILE).is_file() and (out / SAMPLES_FILE).is_file():
+        return [out]
+    found = sorted(p.parent for p in out.rglob(SAMPLES_FILE) if (p.parent / RUN_FILE).is_file())
+    found = [f for f in found if "superseded" not in f.relative_to(out).parts]
+    if not found:
+        raise ConfigError(
+            f"{out}: no eval run here (no {RUN_FILE} beside a {SAMPLES_FILE}); give a folder written by "
+            "`handful eval`, `handful scale` or `handful run`"
+        )
+    return found
+
+
+def regrade_folder(folder: Path, grader: Grader) -> Regraded:
+    cfg = EvalConfig.model_validate(read_json(folder / RUN_FILE, "run settings file")["config"])
+    spec = model_spec(cfg.model, cfg.engine.name).model_copy(update=spec_overrides(cfg))
+    stored = posed(folder)
+    if stored:  # the problems as the run stored them
+        by_benchmark: dict[str, list] = {}
+        for (name, _), p in stored.items():
+            by_benchmark.setdefault(name, []).append(p)
+    else:  # a run from before they were stored: seeded specs give the very same problems again
+        by_benchmark = load_problems(cfg)
+    problems = {(name, p.id): p for name, ps in by_benchmark.items() for p in ps}
+    with RecordStore(folder / SAMPLES_FILE, Generation, key=lambda g: g.key) as store:
+        samples = list(store.records)
+    unknown = sorted({f"{g.benchmark}/{g.problem_id}" for g in samples if (g.benchmark, g.problem_id) not in problems})
+    if unknown:
+        raise ConfigError(
+            f"{folder / SAMPLES_FILE}: samples of problems the run's settings do not hold "
+            f"({', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}); nothing was rewritten"
+        )
+    fresh = grade_generations(grader, samples, problems, spec)
+    result = Regraded(folder, len(samples))
+    result.changed.update((a.outcome, b.outcome) for a, b in zip(samples, fresh) if a.outcome != b.outcome)
+    old = read_json(folder / "scores.json", "scores file") if (folder / "scores.json").exists() else {}
+    write_jsonl(folder / SAMPLES_FILE, fresh)
+    if old:  # a finished run is scored again; an unfinished one stays unscored
+        new = write_scores(cfg, folder, by_benchmark, fresh)
+        result.scores = {
+            name: (old.get("benchmarks", {}).get(name, {}).get("accuracy"), s.accuracy)
+            for name, s in new.benchmarks.items()
+        }
+    return result
+
+
+def regrade(out: str | Path, workers: int = 2, timeout: float = 5.0) -> list[Regraded]:
+    out = Path(out)
+    if not out.is_dir():
+        raise ConfigError(f"{out}: no such directory")
+    folders = eval_folders(out)
+    found = []
+    with RunDirectory(out) as root, Grader(workers, timeout) as grader:
+        for folder in folders:
+            found.append(regrade_folder(folder, grader))
+            log.info("%s: %d samples regraded with grader %s", folder, found[-1].samples, VERSION)
+        if (root / MANIFEST).exists():
+            _refresh_run(root)
+    return found
+
+
+def _refresh_run(out: Path) -> None:
+    """A `handful run` directory: its stage scores, manifest, report and transparency score."""
+    from handful import manifest, report, transparency
+    from handful.layout import RECIPE, SEEDS
+    from handful.recipe import load_recipe, plan
+    from handful.run import load_state, save_state
+
+    recipe, _ = load_recipe(out / RECIPE)
+    state = load_state(out)
+    for name, entry in state["stages"].items():
+        scores = out / name / "scores.json"
+        if entry.get("scores") is not None and scores.exists():
+            entry["scores"] = read_json(scores, "scores file")["benchmarks"]
+    save_state(out, state)
+    seeds = read_json(out / SEEDS, "seeds file") if (out / SEEDS).exists() else {}
+    manifest.write(out, recipe, state, plan(recipe, seeds))
+    report.write(out)
+    transparency.write(out)
