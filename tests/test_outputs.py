@@ -106,3 +106,12 @@ def test_a_directory_handful_did_not_write_is_named(tmp_path, what):
         code, text = cli(command, folder)
         assert code == 1 and str(folder) in text and "Traceback" not in text
         assert ("nothing handful wrote is here" if what == "empty" else "no such directory") in text
+
+
+def test_scale_points_are_compared_with_the_first_paired(folders):
+    curve = json.loads((folders / "scale" / "curve.json").read_text())
+    first = curve["points"][0]["point"]
+    for p in curve["points"]:
+        c = p["against_first"]
+        assert c["baseline"] == first and c["compared"] == p["point"] and c["problems"] == 4
+        assert c["test"] == "exact McNemar" and c["difference"] == 0.0  # the program teacher is always right

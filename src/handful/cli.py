@@ -729,6 +729,13 @@ def train_grpo_command(
     console.print(visible(f"model for `handful eval --model`: {summary['eval_model']}"))
 
 
+def _against(c: dict | None) -> str:
+    if not c or c["baseline"] == c["compared"]:
+        return "-"
+    d = c["difference_ci95"]
+    return f"{c['difference']:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}] p={c['p_value']:.2g}"
+
+
 def _ints(option: str, text: str | None) -> list[int] | None:
     if not text:
         return None
@@ -775,7 +782,7 @@ def scale(
     overrides += _eval_options("eval.", **given) + list(set_ or [])
     with _guard(f"finished samples are kept under {out / 'points'}; run the same command again to resume"):
         result = STAGES["scale"].run(STAGES["scale"].config(config, overrides), out)
-    table = Table("point", "benchmark", "think tok", "accuracy [95% CI]", "maj@k", "control")
+    table = Table("point", "benchmark", "think tok", "accuracy [95% CI]", "maj@k", "control", "vs first point (paired)")
     for p in result["points"]:
         table.add_row(
             visible(p["point"]),
@@ -784,6 +791,7 @@ def scale(
             f"{p['accuracy']:.3f} [{p['ci95'][0]:.3f}, {p['ci95'][1]:.3f}]",
             " ".join(f"{k}:{v:.3f}" for k, v in p["maj@k"].items()),
             f"{p['control']:.2f}",
+            _against(p.get("against_first")),
         )
     console.print(table)
     for bench, s in result["summary"].items():

@@ -266,6 +266,12 @@ def _scores(view: RunView) -> str:
     return _section("scores", "Scores", table + chart)
 
 
+def _against_first(found: dict | None) -> str:
+    if not found or found["baseline"] == found["compared"]:
+        return "-"
+    return _difference(Comparison.model_validate(found))
+
+
 def _scaling(view: RunView) -> str:
     parts = []
     for stage in view.of("scale"):
@@ -287,6 +293,7 @@ def _scaling(view: RunView) -> str:
                     _ci(p),
                     " ".join(f"{k}:{v:.3f}" for k, v in p["maj@k"].items()),
                     f"{p['control']:.2f}",
+                    _against_first(p.get("against_first")),
                 ]
             )
         label = stage.model or curve_file.parent.name
@@ -299,7 +306,18 @@ def _scaling(view: RunView) -> str:
                 log_x=True,
                 y_range=(0, 1),
             )
-            + _table(["point", "benchmark", "thinking tokens", "accuracy [95% CI]", "maj@k", "control"], rows)
+            + _table(
+                [
+                    "point",
+                    "benchmark",
+                    "thinking tokens",
+                    "accuracy [95% CI]",
+                    "maj@k",
+                    "control",
+                    "difference from the first point [paired 95% CI]; p",
+                ],
+                rows,
+            )
         )
     return _section("scaling", "Test-time scaling", "".join(parts)) if parts else ""
 

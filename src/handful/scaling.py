@@ -19,6 +19,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from handful.comparison import compare_samples
 from handful.config import Config, EvalConfig
 from handful.errors import ConfigError
 from handful.evaluation import SAMPLES_FILE, evaluate, seed_benchmarks
@@ -77,10 +78,17 @@ def _scale(cfg: ScaleConfig, out: Path) -> dict:
     curve = []
     # Every point must see the same fresh problems: seeds are fixed once, by the first point.
     cfg = cfg.model_copy(update={"eval": seed_benchmarks(cfg.eval, out / "points" / points(cfg)[0][0])})
+    first: tuple[str, list[Generation]] | None = None
     for name, budget in points(cfg):
         point_cfg = cfg.eval.model_copy(update={"n": n, "budget": cfg.eval.budget.model_copy(update=budget)})
         scores = evaluate(point_cfg, out / "points" / name)
         samples = read_jsonl(out / "points" / name / SAMPLES_FILE, Generation)
+        first = first or (name, samples)
+        # Every point against the first (the smallest budget), on the same problems: paired.
+        against = {
+            c.benchmark: c.model_dump(mode="json")
+            for c in compare_samples(first[1], samples, n, n, baseline=first[0], compared=name)
+        }
         for bench, s in scores.benchmarks.items():
             mine = [g for g in samples if g.benchmark == bench]
             inside = sum(
@@ -98,6 +106,7 @@ def _scale(cfg: ScaleConfig, out: Path) -> dict:
                     "control": inside / len(mine),
                     "avg_waits": sum(g.waits for g in mine) / len(mine),
                     "forced_cut_share": sum(g.forced_cut for g in mine) / len(mine),
+                    "against_first": against[bench],
                 }
             )
     benchmarks = sorted({p["benchmark"] for p in curve})
