@@ -17,7 +17,7 @@ def _check(out, smollm2_path, low, high):
     for g in samples:
         recount = len(tok(g.thinking, add_special_tokens=False)["input_ids"])
         assert low <= g.thinking_tokens <= high and low <= recount <= high + 1, (g.thinking_tokens, recount, g.text)
-        assert g.budget["max_thinking_tokens"] == high and g.answer_text
+        assert g.budget.max_thinking_tokens == high and g.answer_text
         assert g.text.startswith(g.thinking) and g.prompt.endswith("<think>") and g.prompt_tokens > 0
     return samples
 
