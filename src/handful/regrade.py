@@ -55,13 +55,20 @@ def eval_folders(out: Path) -> list[Path]:
     if (out / RUN_FILE).is_file() and (out / SAMPLES_FILE).is_file():
         return [out]
     found = sorted(p.parent for p in out.rglob(SAMPLES_FILE) if (p.parent / RUN_FILE).is_file())
-    found = [f for f in found if "superseded" not in f.relative_to(out).parts]
+    # Not superseded results, and not curation's difficulty ratings: regrading those would leave
+    # the selection made from them unexplained (rerun the curation instead).
+    found = [f for f in found if "superseded" not in f.relative_to(out).parts and not _in_curation(f, out)]
     if not found:
         raise ConfigError(
             f"{out}: no eval run here (no {RUN_FILE} beside a {SAMPLES_FILE}); give a folder written by "
             "`handful eval`, `handful scale` or `handful run`"
         )
     return found
+
+
+def _in_curation(folder: Path, root: Path) -> bool:
+    within = [folder, *(p for p in folder.parents if p == root or root in p.parents)]
+    return any((p / "curate.json").exists() for p in within)
 
 
 def regrade_folder(folder: Path, grader: Grader) -> Regraded:

@@ -345,10 +345,11 @@ def custom_metrics(ev: Evidence) -> tuple[str, str]:
     defined = ev.manifest["evaluation"]["metrics"]
     used = (
         ["transparency"]
-        + (["truncated", "unclosed_thinking", "variance_between", "variance_within"] if ev.done("eval") else [])
         + (["difference"] if comparisons(ev) else [])
         + (["control", "scaling_slope"] if ev.has("scale") else [])
     )
+    reported = {k for scores in _reported(ev) for b in scores["benchmarks"].values() for k in b}
+    used += [m for m in ("truncated", "unclosed_thinking", "variance_between", "variance_within") if m in reported]
     used += ["memorisation_gap"] if any(scores.get("memorisation") for scores in _reported(ev)) else []
     bare = [m for m in used if not defined.get(m, {}).get("why")]
     if bare:
