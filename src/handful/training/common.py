@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from handful.files import write_json
+from handful.files import write_json, write_text
 from handful.models import SPEC_FILE, ResolvedModel
 from handful.training.config import LoraSettings, Schedule
 
@@ -75,7 +75,7 @@ def lora_config(lora: LoraSettings):
 
 def _finish(folder: Path, tokenizer, base: ResolvedModel) -> None:
     tokenizer.save_pretrained(folder)
-    (folder / SPEC_FILE).write_text(base.spec.model_dump_json(indent=2))  # the prompt format eval must use
+    write_text(folder / SPEC_FILE, base.spec.model_dump_json(indent=2))  # the prompt format eval must use
 
 
 def save_outputs(trainer, tokenizer, base: ResolvedModel, lora: LoraSettings, out: Path) -> dict:
