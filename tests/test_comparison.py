@@ -56,6 +56,7 @@ def test_the_paired_interval_is_narrower_and_both_match_brute_force():
     assert c.difference_ci95 == pytest.approx(brute_force_paired(a, b), abs=0.02)
     assert independent == pytest.approx(brute_force_independent(a, b), abs=0.02)
     assert c.separated and not (independent[0] > 0)  # pairing settles what the independent interval does not
+    assert c.advice().endswith("240 problems would halve it")
 
 
 def test_exact_mcnemar_agrees_with_statsmodels():

@@ -865,6 +865,7 @@ def print_comparison(c, run: str = "") -> None:
             f"[{c.ci95[0]:.3f}, {c.ci95[1]:.3f}]  difference {c.difference:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}] "
             f"(paired, {c.problems} problems: {c.better} better, {c.worse} worse; p = {c.p_value:.2g}, {c.test})"
             + ("  interval excludes 0" if c.separated else "")
+            + f"  [{c.advice()}]"
         ),
         highlight=False,
         soft_wrap=True,

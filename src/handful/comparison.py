@@ -47,6 +47,11 @@ class Comparison(BaseModel):
     better: int  # problems where B's per-problem accuracy is higher
     worse: int  # problems where it is lower
 
+    def advice(self) -> str:
+        """What would narrow the difference's interval: its width falls as 1/sqrt(problems)."""
+        half = (self.difference_ci95[1] - self.difference_ci95[0]) / 2
+        return f"±{half:.3f}; {4 * self.problems} problems would halve it"
+
     @property
     def separated(self) -> bool:
         """Whether the paired interval of the difference excludes zero."""

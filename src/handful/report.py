@@ -72,7 +72,7 @@ def comparisons(view: RunView) -> list[tuple[str, Comparison]]:
 def _difference(c: Comparison) -> str:
     return (
         f"{c.difference:+.3f} [{c.difference_ci95[0]:+.3f}, {c.difference_ci95[1]:+.3f}]; "
-        f"{c.better} better, {c.worse} worse; p = {c.p_value:.2g} ({c.test})"
+        f"{c.better} better, {c.worse} worse; p = {c.p_value:.2g} ({c.test}); {c.advice()}"
     )
 
 
