@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from handful.errors import ConfigError, ScoringError
-from handful.metrics import bootstrap_ci, group_by_problem
+from handful.metrics import bootstrap_ci, halving, per_problem
 from handful.records import Generation
 
 RESAMPLES = 2000
@@ -48,19 +48,13 @@ class Comparison(BaseModel):
     worse: int  # problems where it is lower
 
     def advice(self) -> str:
-        """What would narrow the difference's interval: its width falls as 1/sqrt(problems)."""
-        half = (self.difference_ci95[1] - self.difference_ci95[0]) / 2
-        return f"±{half:.3f}; {4 * self.problems} problems would halve it"
+        """What would narrow the difference's interval."""
+        return halving(self.difference_ci95, self.problems)
 
     @property
     def separated(self) -> bool:
         """Whether the paired interval of the difference excludes zero."""
         return self.difference_ci95[0] > 0 or self.difference_ci95[1] < 0
-
-
-def per_problem(samples: Iterable[Generation], n: int) -> dict[str, float]:
-    """Problem id -> share of its n samples that are correct."""
-    return {pid: sum(bool(g.correct) for g in gs) / n for pid, gs in group_by_problem(samples, n).items()}
 
 
 def paired_bootstrap_ci(differences: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -86,9 +80,12 @@ def sign_test(better: int, worse: int) -> float:
     return float(binomtest(better, better + worse, 0.5).pvalue)
 
 
-def match(a: dict[str, float], b: dict[str, float], intersect: bool, what: str) -> tuple[list[str], list[str]]:
-    """(shared ids in order, dropped ids); refuses different problem sets unless intersect."""
-    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+def match(
+    a: Iterable[str], b: Iterable[str], intersect: bool, what: str, noun: str = "problems"
+) -> tuple[list[str], list[str]]:
+    """(shared names in order, dropped names); refuses two different sets unless intersect."""
+    left, right = set(a), set(b)
+    only_a, only_b = sorted(left - right), sorted(right - left)
     if (only_a or only_b) and not intersect:
 
         def shown(ids: list[str]) -> str:
@@ -96,10 +93,10 @@ def match(a: dict[str, float], b: dict[str, float], intersect: bool, what: str) 
 
         sides = [f"{len(ids)} only in {side} ({shown(ids)})" for side, ids in (("A", only_a), ("B", only_b)) if ids]
         raise ScoringError(
-            f"{what}: the two runs did not see the same problems: {'; '.join(sides)}; "
-            "compare the shared problems only with --intersect"
+            f"{what}: the two runs did not see the same {noun}: {'; '.join(sides)}; "
+            f"compare the shared {noun} only with --intersect"
         )
-    return sorted(set(a) & set(b)), only_a + only_b
+    return sorted(left & right), only_a + only_b
 
 
 def compare(
@@ -213,13 +210,9 @@ def read_eval(folder: Path) -> tuple[str, int, list[Generation]]:
 def compare_folders(a: str | Path, b: str | Path, *, intersect: bool = False, seed: int = 0) -> list[Comparison]:
     """`handful compare A B`: B against A, per benchmark they share and over all of them."""
     (label_a, n_a, samples_a), (label_b, n_b, samples_b) = read_eval(Path(a)), read_eval(Path(b))
-    benches_a, benches_b = {g.benchmark for g in samples_a}, {g.benchmark for g in samples_b}
-    if benches_a != benches_b and not intersect:
-        raise ScoringError(
-            f"the two runs hold different benchmarks (only in A: {', '.join(sorted(benches_a - benches_b)) or 'none'}; "
-            f"only in B: {', '.join(sorted(benches_b - benches_a)) or 'none'}); compare the shared ones with --intersect"
-        )
-    shared = benches_a & benches_b
+    shared, _ = match(
+        (g.benchmark for g in samples_a), (g.benchmark for g in samples_b), intersect, f"{a} and {b}", "benchmarks"
+    )
     if not shared:
         raise ScoringError(f"{a} and {b} share no benchmark")
     return compare_samples(

@@ -29,13 +29,12 @@ from handful.layout import (
     PROMPTS,
     RECIPE,
     REPORT,
-    SEEDS,
     STATE,
     SUPERSEDED,
     TRANSPARENCY,
     config_path,
 )
-from handful.recipe import RunRecipe, Stage, placeholders
+from handful.recipe import RunRecipe, Stage, placeholders, recorded_seeds
 
 # Beyond what every eval run records (evaluation.versions): handful, python, torch, transformers, math-verify, openai.
 PACKAGES = (
@@ -297,8 +296,9 @@ def seeds(recipe: RunRecipe, out: Path) -> dict:
         found["eval"] = {
             name: {"sampling": cfg.sampling.seed, "limit": cfg.limit_seed} for name, cfg in recipe.eval.runs.items()
         }
-    if (out / SEEDS).exists():
-        found["procedural_benchmarks"] = read_json(out / SEEDS, "seeds file")
+    procedural = recorded_seeds(out)
+    if procedural:
+        found["procedural_benchmarks"] = procedural
     return found
 
 

@@ -54,11 +54,15 @@ def variance_parts(per_problem: list[float], n: int) -> dict[str, float]:
     return {"variance_between": max(total - within, 0.0), "variance_within": within}
 
 
+def halving(ci95: tuple[float, float], problems: int) -> str:
+    """An interval's half-width, and the problems that would halve it (width falls as 1/sqrt(problems))."""
+    return f"±{(ci95[1] - ci95[0]) / 2:.3f}; {4 * problems} problems would halve it"
+
+
 def advice(s: Score) -> str:
     """What would narrow a score's interval: more problems, or, on a fixed set of problems,
     more samples per problem, down to the floor set by the spread between problems."""
-    half = (s.ci95[1] - s.ci95[0]) / 2
-    parts = [f"±{half:.3f}; {4 * s.n_problems} problems would halve it"]
+    parts = [halving(s.ci95, s.n_problems)]
     if s.variance_between is None or s.variance_within is None:
         return parts[0]
     n = s.n_samples // max(s.n_problems, 1)
@@ -230,8 +234,14 @@ def difference_ci(
     return float(x.mean() - y.mean()), (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
 
 
+def per_problem(samples: Iterable[Generation], n: int) -> dict[str, float]:
+    """Problem id -> share of its n samples that are correct."""
+    return {pid: sum(g.correct for g in gs) / n for pid, gs in group_by_problem(samples, n).items()}
+
+
 def per_problem_accuracy(samples: Iterable[Generation], n: int) -> list[float]:
-    return [sum(g.correct for g in gs) / n for _, gs in sorted(group_by_problem(samples, n).items())]
+    """The per-problem shares in problem-id order."""
+    return [share for _, share in sorted(per_problem(samples, n).items())]
 
 
 def group_by_problem(

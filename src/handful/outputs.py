@@ -80,6 +80,14 @@ class RunView:
     def relative(self, path: Path) -> str:
         return str(path.relative_to(self.out))
 
+    def eval_runs(self) -> dict[str, list[StageView]]:
+        """The finished eval stages of each eval run of `handful run`, in order: its models."""
+        groups: dict[str, list[StageView]] = {}
+        for s in self.of("eval"):
+            if s.done and s.run is not None:
+                groups.setdefault(s.run, []).append(s)
+        return groups
+
     def file(self, kind: str, name: str) -> str | None:
         """The path, relative to the directory, of a stage's file, if the stage ran here."""
         stage = self.stage(kind)
@@ -141,6 +149,14 @@ def _json(path: Path, what: str) -> dict | None:
     return read_json(path, what) if path.exists() else None
 
 
+def training_record(folder: Path) -> dict | None:
+    """A training folder's train.json: its own, or that of its last context stage (GRPO schedules)."""
+    stages = sorted(folder.glob("stage-*/train.json"))
+    return _json(folder / "train.json", "training record") or (
+        read_json(stages[-1], "training record") if stages else None
+    )
+
+
 def _from_folder(out: Path) -> RunView:
     kind = _kind(out)
     config, scores, status, versions = None, {}, "started", {}
@@ -168,13 +184,12 @@ def _from_folder(out: Path) -> RunView:
         status = "done" if (out / "stats.json").exists() else "started"
         pools = [asked["problems"]] if asked.get("problems") else []
     else:
-        record = _json(out / "train.json", "training record") or next(
-            (read_json(p, "training record") for p in sorted(out.glob("stage-*/train.json"))[-1:]), None
-        )
+        record = training_record(out)
         config = (record or {}).get("recipe")
         kind = "grpo" if config and "num_generations" in config else "sft"
         status = "done" if record else "started"
         versions = (record or {}).get("versions", {})
+    sha = HashCache(out / HASHES)  # read, never written here
     command = {"eval": "handful eval", "sft": "handful train sft", "grpo": "handful train grpo"}.get(
         kind, f"handful {kind}"
     )
@@ -184,9 +199,9 @@ def _from_folder(out: Path) -> RunView:
         "packages": versions,
         "handful": {"handful": versions["handful"]} if "handful" in versions else {},
         "stages": [],
-        "data": data_sources(pools, specs, [], HashCache(out / HASHES)),
+        "data": data_sources(pools, specs, [], sha),
         "evaluation": evaluation_protocol(None),
-        "files": output_files(out, HashCache(out / HASHES)),  # the cache is read, never written here
+        "files": output_files(out, sha),
         "models": {},
         "machine": {},
         "release": {},

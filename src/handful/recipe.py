@@ -25,13 +25,12 @@ from handful.config import Config, EvalConfig, load_config
 from handful.curation.config import CurateConfig
 from handful.distill import DistillConfig
 from handful.errors import ConfigError
-from handful.files import safe_name, settings_key
-from handful.layout import slug
+from handful.files import read_json, safe_name, settings_key
+from handful.layout import SEEDS, slug
 from handful.scaling import ScaleConfig
 from handful.training.config import GRPOConfig, SFTConfig, preset_path, shipped_file
 
 RUN_RECIPES = Path(__file__).resolve().parent / "recipes" / "runs"
-STATE, SEEDS = "stages.json", "seeds.json"
 
 
 class TrainStage(Config):
@@ -197,6 +196,11 @@ def unseeded(recipe: RunRecipe) -> list[str]:
     specs = [b for cfg in (recipe.eval.runs.values() if recipe.eval else []) for b in cfg.benchmarks]
     specs += recipe.scale.sweep.eval.benchmarks if recipe.scale else []
     return [s for s in dict.fromkeys(specs) if s.startswith(tasks.SCHEME) and "seed" not in tasks.parse_spec(s)[1]]
+
+
+def recorded_seeds(out: Path) -> dict[str, str]:
+    """The seeds a run directory drew for its unseeded `dyn:` benchmarks (none yet: empty)."""
+    return read_json(out / SEEDS, "seeds file") if (out / SEEDS).exists() else {}
 
 
 def keys(stages: list[Stage]) -> dict[str, str]:

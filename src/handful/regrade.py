@@ -122,8 +122,8 @@ def regrade(out: str | Path, workers: int = 2, timeout: float = 5.0) -> list[Reg
 def _refresh_run(out: Path) -> None:
     """A `handful run` directory: its stage scores, manifest, report and transparency score."""
     from handful import manifest, report, transparency
-    from handful.layout import RECIPE, SEEDS
-    from handful.recipe import load_recipe, plan
+    from handful.layout import RECIPE
+    from handful.recipe import load_recipe, plan, recorded_seeds
     from handful.run import load_state, save_state
 
     recipe, _ = load_recipe(out / RECIPE)
@@ -133,7 +133,6 @@ def _refresh_run(out: Path) -> None:
         if entry.get("scores") is not None and scores.exists():
             entry["scores"] = read_json(scores, "scores file")["benchmarks"]
     save_state(out, state)
-    seeds = read_json(out / SEEDS, "seeds file") if (out / SEEDS).exists() else {}
-    manifest.write(out, recipe, state, plan(recipe, seeds))
+    manifest.write(out, recipe, state, plan(recipe, recorded_seeds(out)))
     report.write(out)
     transparency.write(out)

@@ -24,7 +24,7 @@ from handful.comparison import Comparison, compare_samples
 from handful.files import read_json, write_text
 from handful.layout import REPORT
 from handful.metrics import Score, advice
-from handful.outputs import RunView, StageView, read
+from handful.outputs import RunView, read, training_record
 from handful.records import Generation, Problem, read_jsonl
 
 ASSETS = Path(__file__).resolve().parent / "data" / "report"
@@ -53,12 +53,8 @@ def _section(ident: str, title: str, body: str) -> str:
 def comparisons(view: RunView) -> list[tuple[str, Comparison]]:
     """(eval run, comparison): within each eval run, every model against the first (e.g. trained
     against base), per benchmark and over all its problems together, paired by problem."""
-    groups: dict[str, list[StageView]] = {}
-    for s in view.of("eval"):
-        if s.done and s.run is not None:
-            groups.setdefault(s.run, []).append(s)
     found = []
-    for run, stages in groups.items():
+    for run, stages in view.eval_runs().items():
         first = stages[0]
         base_samples = read_jsonl(first.folder / "samples.jsonl", Generation)
         for other in stages[1:]:
@@ -182,8 +178,7 @@ def _traces(view: RunView) -> str:
 
 def _training(view: RunView) -> str:
     stage = view.stage("train")
-    records = sorted(stage.folder.glob("stage-*/train.json")) if stage else []
-    record = _json(stage.folder / "train.json") or (_json(records[-1]) if records else None) if stage else None
+    record = training_record(stage.folder) if stage else None
     if not record:
         return ""
     log = record.get("log", [])

@@ -24,20 +24,19 @@ from handful import manifest, report, tasks, transparency
 from handful.errors import ConfigError
 from handful.files import RunDirectory, inside, read_json, register_config_secrets, write_json, write_text
 from handful.layout import RECIPE, REPRODUCE, SEEDS, STATE, SUPERSEDED, config_path
-from handful.recipe import RunRecipe, Stage, keys, placeholders, plan, resolved, unseeded
+from handful.recipe import RunRecipe, Stage, keys, placeholders, plan, recorded_seeds, resolved, unseeded
 from handful.stages import STAGES, has_checkpoints
 
 
 def draw_seeds(recipe: RunRecipe, out: Path) -> dict[str, str]:
     """One seed per unseeded `dyn:` benchmark for the whole run, so that before and after
     fine-tuning, with and without a budget, see the very same fresh problems."""
-    path = out / SEEDS
-    seeds = read_json(path, "seeds file") if path.exists() else {}
+    seeds = recorded_seeds(out)
     wanted = [s for s in unseeded(recipe) if s not in seeds]
     if wanted:
         seeded, _ = tasks.with_seeds(wanted)
         seeds.update(dict(zip(wanted, seeded)))
-        write_json(path, seeds)
+        write_json(out / SEEDS, seeds)
     return seeds
 
 
@@ -196,8 +195,7 @@ def write_reproduce(out: Path, recipe: RunRecipe, state: dict, stages: list[Stag
 def describe(recipe: RunRecipe, out: str | Path) -> list[dict]:
     """--dry-run: every stage's full settings and the command it would launch; nothing is written."""
     out = Path(out)
-    seeds = read_json(out / SEEDS, "seeds file") if (out / SEEDS).exists() else {}
-    stages = plan(recipe, seeds)
+    stages = plan(recipe, recorded_seeds(out))
     values = placeholders(recipe, out)
     stage_keys = keys(stages)
     return [

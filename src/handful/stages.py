@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from handful.config import Config, load_config
-from handful.errors import lookup
 
 
 @dataclass(frozen=True)
@@ -73,10 +72,6 @@ STAGES: dict[str, StageKind] = {
         StageKind("scale", ("scale",), "handful.scaling:ScaleConfig", "handful.scaling:scale"),
     )
 }
-
-
-def stage_kind(kind: str) -> StageKind:
-    return lookup("stage kind", STAGES, kind)
 
 
 def has_checkpoints(folder: Path) -> bool:

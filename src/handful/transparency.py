@@ -348,25 +348,18 @@ def custom_metrics(ev: Evidence) -> tuple[str, str]:
         + (["difference"] if comparisons(ev) else [])
         + (["control", "scaling_slope"] if ev.has("scale") else [])
     )
-    reported = {k for scores in _reported(ev) for b in scores["benchmarks"].values() for k in b}
-    used += [m for m in ("truncated", "unclosed_thinking", "variance_between", "variance_within") if m in reported]
-    used += ["memorisation_gap"] if any(scores.get("memorisation") for scores in _reported(ev)) else []
+    reported = _reported(ev)
+    keys = {k for scores in reported for b in scores["benchmarks"].values() for k in b}
+    used += [m for m in ("truncated", "unclosed_thinking", "variance_between", "variance_within") if m in keys]
+    used += ["memorisation_gap"] if any(scores.get("memorisation") for scores in reported) else []
     bare = [m for m in used if not defined.get(m, {}).get("why")]
     if bare:
         return MISSING, f"custom metrics without a justification: {', '.join(bare)}"
     return MET, "; ".join(f"{m}: {defined[m]['definition']} (why: {defined[m]['why']})" for m in used)
 
 
-def _eval_groups(ev: Evidence) -> dict[str, list[StageView]]:
-    groups: dict[str, list[StageView]] = {}
-    for s in ev.done("eval"):
-        if s.run is not None:
-            groups.setdefault(s.run, []).append(s)
-    return groups
-
-
 def consistent(ev: Evidence) -> tuple[str, str]:
-    groups = {run: stages for run, stages in _eval_groups(ev).items() if len(stages) > 1}
+    groups = {run: stages for run, stages in ev.view.eval_runs().items() if len(stages) > 1}
     if not groups:
         return (
             (NOT_APPLICABLE, "no baseline is compared")
