@@ -138,3 +138,19 @@ def test_compare_refuses_what_is_not_an_eval_run_and_unknown_benchmarks(two_runs
     result = RUNNER.invoke(app, ["compare", str(changed), str(two_runs / "teacher")])
     assert result.exit_code == 1 and "mystery" in result.output and "Traceback" not in result.output
     assert (changed / "samples.jsonl").read_bytes() == before  # nothing rewritten
+
+
+def test_compare_refuses_different_benchmarks_by_name(two_runs, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    run = json.loads((two_runs / "teacher" / "run.json").read_text())
+    run["config"]["benchmarks"] = ["dyn:multiplication?digits=2&n=8&seed=11"]
+    (other / "run.json").write_text(json.dumps(run))
+    samples = read_jsonl(two_runs / "teacher" / "samples.jsonl", Generation)
+    write_jsonl(
+        other / "samples.jsonl", [g.model_copy(update={"benchmark": "dyn:multiplication?digits=2"}) for g in samples]
+    )
+    with pytest.raises(ScoringError, match=r"did not see the same benchmarks: 1 only in A \(dyn:addition\?digits=2\)"):
+        compare_folders(two_runs / "random", other)
+    with pytest.raises(ScoringError, match="share no benchmark"):
+        compare_folders(two_runs / "random", other, intersect=True)
