@@ -56,10 +56,113 @@ CASES = [
 ]
 
 
+# (gold, prediction, correct), one group for each way a grader misses; each has a wrong answer that must stay wrong.
+UNICODE_AND_WORDS = [
+    ("x^2+1", "So \\boxed{x² + 1}.", True),
+    ("x^3-1", "The result is **x³ − 1**.", True),
+    ("x^2", "\\boxed{x³}", False),
+    ("2\\pi", "The circumference is **2π**.", True),
+    ("2\\pi", "\\boxed{3π}", False),
+    ("3\\sqrt{2}", "\\boxed{3√2}", True),
+    ("\\frac{\\sqrt{3}}{2}", "\\boxed{√3/2}", True),
+    ("12", "\\boxed{3 × 4}", True),
+    ("1.54", "The bond length is \\boxed{1.54 Å}.", True),
+    ("1680", "So the count is **1680 distinct** arrangements.", True),
+    ("1680", "So the count is **1681 distinct** arrangements.", False),
+    ("15", "She has \\boxed{15 apples}.", True),
+    ("12", "The side is \\boxed{12 cm}.", True),
+    ("12", "The area is \\boxed{12\\ \\mathrm{cm}^2}.", True),
+    ("40", "**40 students** signed up.", True),
+    ("-5", "\\boxed{−5}", True),
+    ("\\frac{1}{2}", "\\boxed{½}", True),
+]
+SCIENTIFIC = [
+    ("0.00001", "\\boxed{1e-5}", True),
+    ("1e-5", "\\boxed{0.00001}", True),
+    ("1.5 \\times 10^{-3}", "\\boxed{0.0015}", True),
+    ("0.0015", "\\boxed{1.5 \\times 10^{-3}}", True),
+    ("3\\times10^{8}", "\\boxed{3 \\cdot 10^8}", True),
+    ("6.02 \\times 10^{23}", "The answer is 6.02e23.", True),
+    ("1.5 \\times 10^{-3}", "\\boxed{1.5 \\times 10^{-4}}", False),
+    ("0.0015", "\\boxed{1.5E-3}", True),
+    ("2.5\\times 10^{4}", "\\boxed{25000}", True),
+    ("2.5\\times 10^{4}", "\\boxed{2500}", False),
+]
+DEFINITIONS = [
+    ("\\frac{1}{3}E_{1}+\\frac{2}{3}E_{2}", "\\boxed{\\frac{E_1}{3}+\\frac{2E_2}{3}}", True),
+    ("\\frac{1}{3}E_{1}+\\frac{2}{3}E_{2}", "\\boxed{\\frac{2}{3}E_1+\\frac{1}{3}E_2}", False),
+    ("f(x)=x+22", "\\boxed{x + 22}", True),
+    ("f(x)=x+22", "\\boxed{x + 21}", False),
+    ("y = 2x+3", "\\boxed{2x+3}", True),
+    ("a_{n}=2^{n}-1", "\\boxed{2^n - 1}", True),
+    ("a_{n}=2^{n}-1", "\\boxed{2^n + 1}", False),
+    ("P(x)=x^2-1", "\\boxed{(x-1)(x+1)}", True),
+    ("x_1 = 2, x_2 = 3", "\\boxed{2, 3}", True),
+]
+INLINE = [
+    ("2", "Solving the system gives the time. Therefore, \\(t = 2\\).", True),
+    ("2", "Solving the system gives the time. Therefore, \\(t = 3\\).", False),
+    ("6, -\\frac{10}{3}", "The values are \\(m = 6\\) and \\(m = -\\frac{10}{3}\\).", True),
+    ("6, -\\frac{10}{3}", "The values are \\(m = 6\\) and \\(m = \\frac{10}{3}\\).", False),
+    ("\\frac{1}{2}", "Hence the probability is \\(\\frac{1}{2}\\).", True),
+    ("\\sqrt{5}", "We use \\(d^2 = 1 + 4\\). So the distance is $\\sqrt{5}$.", True),
+    ("\\sqrt{5}", "We use \\(d^2 = 1 + 4\\). So the distance is $\\sqrt{6}$.", False),
+    ("\\frac{\\pi}{3}", "The angle between them is $\\theta = \\frac{\\pi}{3}$", True),
+]
+TRAILING_CLAUSE = [
+    ("1164", "There are 1164 times when the display reads a palindrome on a 24-hour clock.", True),
+    ("24", "There are 1164 times when the display reads a palindrome on a 24-hour clock.", False),
+    ("45", "So she needs 45 minutes to finish all 3 tasks.", True),
+    ("18", "The total is 9 + 9 = 18 for the 2 days.", True),
+    ("12", "Each friend gets 12 cookies, since 36 split 3 ways.", True),
+    ("7", "The answer: 7 people, in teams of 3.", True),
+]
+CLOSED_FORMS = [
+    ("\\frac{\\sinh(at)}{a}", "\\boxed{\\frac{e^{at}-e^{-at}}{2a}}", True),
+    ("\\frac{\\cosh(at)}{a}", "\\boxed{\\frac{e^{at}-e^{-at}}{2a}}", False),
+    ("\\cos(2x)", "\\boxed{\\cos^2 x - \\sin^2 x}", True),
+    ("3 \\pm 2\\sqrt{2}", "\\boxed{3+2\\sqrt{2}, 3-2\\sqrt{2}}", True),
+    ("3+2\\sqrt{2}, 3-2\\sqrt{2}", "\\boxed{3 \\pm 2\\sqrt{2}}", True),
+    ("3 \\pm 2\\sqrt{2}", "\\boxed{3+2\\sqrt{2}}", False),
+    ("x = 3 \\pm 2\\sqrt{2}", "\\boxed{x=3-2\\sqrt{2}, x=3+2\\sqrt{2}}", True),
+    ("\\frac{1}{1-x}", "\\boxed{1 + x + x^2 + \\dots}", False),
+    ("\\ln 6", "\\boxed{\\ln 2 + \\ln 3}", True),
+    ("x", "\\boxed{|x|}", False),  # equal only where x >= 0: the points include negatives
+    ("x + 1", "\\boxed{y + 1}", False),  # another variable is another answer
+    ("2", "\\boxed{2 and 3}", False),  # words that join answers are no unit
+    ("5", "\\boxed{5 \\sin x}", False),
+]
+GROUPS = {
+    "unicode/words": UNICODE_AND_WORDS,
+    "scientific": SCIENTIFIC,
+    "definitions": DEFINITIONS,
+    "inline": INLINE,
+    "trailing clause": TRAILING_CLAUSE,
+    "closed forms": CLOSED_FORMS,
+}
+HARDER = [pytest.param(*case, id=f"{group}: {case[1][-40:]}") for group, cases in GROUPS.items() for case in cases]
+
+
 @pytest.mark.parametrize("gold, pred, fmt, expected", CASES)
 def test_regressions(gold, pred, fmt, expected):
     result = check(GradeRequest(pred, gold, fmt))
     assert result.correct is expected, result
+
+
+@pytest.mark.parametrize("gold, pred, expected", HARDER)
+def test_harder_cases(gold, pred, expected):
+    result = check_with_deadline(GradeRequest(pred, gold), 5)
+    assert result.correct is expected, result
+
+
+def test_harder_cases_beat_plain_math_verify():
+    """The reason these rules exist: plain `verify(parse(gold), parse(pred))` misses many of them."""
+    from math_verify import parse, verify
+
+    cases = [case.values for case in HARDER]
+    ours = sum(check_with_deadline(GradeRequest(pred, gold), 5).correct is want for gold, pred, want in cases)
+    plain = sum(bool(verify(parse(gold), parse(pred))) is want for gold, pred, want in cases)
+    assert ours == len(cases) and plain < len(cases) - 10, (ours, plain)
 
 
 def test_a_cut_off_output_gives_no_last_number():

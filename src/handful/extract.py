@@ -2,9 +2,11 @@
 
 Order of preference, first hit wins: the last non-empty \\boxed{}/\\fbox{} (with boxes
 separated only by commas or "and" joined, repeats collapsed), "Final Answer:",
-"The answer is", GSM8K "####", the last bold span, and, only when the caller allows it
-(a plain-number reference and an output that was not cut off), the last number. Multiple choice looks for a letter instead. The part after
-the end of thinking is searched first; the thinking only when that part has nothing.
+"The answer is", GSM8K "####", the last bold span, the inline math of the closing sentence,
+and, only when the caller allows it (a plain-number reference and an output that was not cut
+off), the last number, preferring one stated as a result. Multiple choice looks for a letter
+instead. The part after the end of thinking is searched first; the thinking only when that
+part has nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,20 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _PLAIN_NUMBER = re.compile(r"^\s*-?[\d,]*\.?\d+\s*$")
 _BARE_ARGUMENT = re.compile(r"-?\d+(?:\.\d+)?|[A-Za-z]")
 _DOLLARS = re.compile(r"\$\$?(.+?)\$\$?")
+_INLINE_MATH = re.compile(r"\\\((.+?)\\\)|(?<![$\\])\$([^$]+?)\$(?!\$)")
+_INLINE_GAP = re.compile(r"^\s*(?:,|and|or|, and|, or)?\s*$")
+_NAMED = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# A number written as a modifier ("24-hour", "3-person") describes, it does not answer.
+_MODIFIER = re.compile(r"-[A-Za-z]")
+# Words after which a number states a result: "there are 1164", "she needs 45", "= 18", "A: 18".
+# A number that an operator follows is the start of an expression, not its result ("= 4 \\cdot 2").
+_CONTINUED = re.compile(r"\s*(?:[-+*/^(×·]|\\(?:cdot|times|div|pm)\b)")
+_CUE = re.compile(
+    r"(?:\b(?:is|are|was|were|be|equals?|gets?|needs?|makes?|earns?|has|have|had|takes?|costs?|totals?|remains?"
+    r"|total\s+of)\s+|[=:]\s*)(?:\\?\$\s*|(?:about|approximately|exactly|only)\s+)?$",
+    re.IGNORECASE,
+)
 _LETTER_PATTERNS = [
     re.compile(r"answer(?:\s+is)?(?:\s*[:：])?\s*\(?\\?(?:text\{)?([A-J])\b\)?", re.IGNORECASE),
     re.compile(r"^[ \t]*\(?([A-J])\)?(?:[.:)]|[ \t]*$)", re.MULTILINE),
@@ -128,11 +144,54 @@ def _find_math(part: str, last_number: bool, explicit_only: bool = False) -> Ext
     bold = [b for b in _BOLD.findall(part) if any(c.isdigit() for c in b) and not b.rstrip().endswith(":")]
     if bold:
         return Extraction(clean(bold[-1]), "bold")
+    inline = _last_sentence_math(part)
+    if inline is not None:
+        return Extraction(inline, "inline")
     if last_number:
-        numbers = _NUMBER.findall(part)
-        if numbers:
-            return Extraction(numbers[-1].replace(",", "").rstrip("."), "last_number")
+        number = _last_number(part)
+        if number is not None:
+            return Extraction(number, "last_number")
     return Extraction(None, "none")
+
+
+def _sentences(part: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(part.strip()) if s.strip()]
+
+
+def _last_sentence_math(part: str) -> str | None:
+    """The inline math that closes the last sentence ("... is \\(t = 2\\)."), several joined by
+    "and" or commas read as one list; a `name =` in front of each is dropped. Math followed by
+    more words is the subject, not the answer ("the degree of \\(f(x)\\) is 3")."""
+    sentences = _sentences(part)
+    if not sentences:
+        return None
+    spans = list(_INLINE_MATH.finditer(sentences[-1]))
+    if not spans or sentences[-1][spans[-1].end() :].strip(" .!*"):
+        return None
+    group = [spans[-1]]
+    for span in reversed(spans[:-1]):
+        if not _INLINE_GAP.match(sentences[-1][span.end() : group[0].start()]):
+            break
+        group.insert(0, span)
+    answers = []
+    for m in group:
+        math = (m.group(1) or m.group(2)).strip()
+        named = _NAMED.match(math)
+        answers.append(named.group(1).strip() if named else math)
+    return ", ".join(a for a in answers if a) or None
+
+
+def _last_number(part: str) -> str | None:
+    """The last number of the last sentence that has one, preferring one stated as a result
+    over one in a trailing clause ("There are 1164 times ... on a 24-hour clock")."""
+    for sentence in reversed(_sentences(part)):
+        numbers = [m for m in _NUMBER.finditer(sentence) if not _MODIFIER.match(sentence, m.end())]
+        if numbers:
+            stated = [
+                m for m in numbers if _CUE.search(sentence[: m.start()]) and not _CONTINUED.match(sentence, m.end())
+            ]
+            return (stated or numbers)[-1].group(0).replace(",", "").rstrip(".")
+    return None
 
 
 def _find_letter(part: str, choices: list[str] | None, explicit_only: bool = False) -> Extraction:

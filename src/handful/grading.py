@@ -28,6 +28,7 @@ postponed until that import has finished.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import re
@@ -40,6 +41,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from handful import notation
 from handful.errors import RecordError
 from handful.extract import extract_answer, is_plain_number
 from handful.records import AnswerFormat, iter_lines, parse_line, write_jsonl
@@ -55,8 +57,9 @@ BATCH = 32
 
 # The grading rules' version, stored with every verdict: a change that can turn a verdict bumps
 # it, and `handful regrade` brings stored samples up to it. 2: a cut-off output counts only an
-# answer it marked as final.
-VERSION = "2"
+# answer it marked as final. 3: unicode math, e-notation, units after a number, subscripted
+# symbols, equal closed forms, the closing sentence's inline math, a number stated as a result.
+VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -137,20 +140,57 @@ def _canonical(parsed, text: str) -> str:
 def _check_math(gold: str, pred: str, integer: bool) -> tuple[str, bool, str]:
     verify = _math_verify().verify
 
+    gold, pred = notation.rewrite(gold), notation.rewrite(pred)
+    if notation.is_number(gold):
+        pred = notation.leading_number(pred) or pred
     if integer:
         g, p = _as_int(gold), _as_int(pred)
         if g is not None and p is not None:
             return ("correct" if g == p else "incorrect"), g == p, str(p)
-    gold_parsed, pred_parsed = _values(_parse(gold)), _values(_parse(pred))
+    pred_parsed = _values(_parse(pred))
     canonical = _canonical(pred_parsed, pred)
     if _normalise(gold) == _normalise(pred):
         return "correct", True, canonical
+    gold_standing, pred_standing = notation.stand_in_subscripts(gold, pred)
+    gold_parsed = _values(_parse(gold_standing))
+    if pred_standing != pred:
+        pred_parsed = _values(_parse(pred_standing))
     if not gold_parsed:
         return "unparseable_gold", False, canonical
     if not pred_parsed:
         return "incorrect", False, canonical
-    ok = verify(gold_parsed, pred_parsed, timeout_seconds=None)
+    ok = verify(gold_parsed, pred_parsed, timeout_seconds=None) or _same_function(gold_parsed[0], pred_parsed[0])
     return ("correct" if ok else "incorrect"), ok, canonical
+
+
+# Distinct values for each variable at each point, away from the usual poles (0, 1, -1).
+_POINTS = (0.7, -1.3, 1.9, 0.45, -0.35)
+_AGREEING_POINTS = 3
+
+
+def _same_function(gold, pred) -> bool:
+    """Whether two expressions in the same variables agree at several points: equal closed forms
+    that sympy does not rewrite into each other (`sinh(at)/a` and its exponentials)."""
+    import sympy
+
+    if not (isinstance(gold, sympy.Expr) and isinstance(pred, sympy.Expr)):
+        return False
+    symbols = sorted(gold.free_symbols | pred.free_symbols, key=str)
+    if not symbols or gold.free_symbols != pred.free_symbols:
+        return False
+    agreeing = 0
+    for x in _POINTS:
+        point = {s: x + 0.29 * k for k, s in enumerate(symbols)}
+        try:
+            a, b = complex(gold.evalf(subs=point)), complex(pred.evalf(subs=point))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            continue
+        if not all(map(math.isfinite, (a.real, a.imag, b.real, b.imag))):
+            continue
+        if abs(a - b) > 1e-9 * max(1.0, abs(a), abs(b)):
+            return False
+        agreeing += 1
+    return agreeing >= _AGREEING_POINTS
 
 
 def _extract(request: GradeRequest):
