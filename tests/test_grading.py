@@ -75,6 +75,8 @@ UNICODE_AND_WORDS = [
     ("40", "**40 students** signed up.", True),
     ("-5", "\\boxed{−5}", True),
     ("\\frac{1}{2}", "\\boxed{½}", True),
+    ("5", "The answer is five.", True),
+    ("5", "The answer is four.", False),
 ]
 SCIENTIFIC = [
     ("0.00001", "\\boxed{1e-5}", True),
@@ -85,6 +87,8 @@ SCIENTIFIC = [
     ("6.02 \\times 10^{23}", "The answer is 6.02e23.", True),
     ("1.5 \\times 10^{-3}", "\\boxed{1.5 \\times 10^{-4}}", False),
     ("0.0015", "\\boxed{1.5E-3}", True),
+    ("0.0015", "\\boxed{1.5 x 10^-3}", True),
+    ("0.0015", "\\boxed{1.5*10^(-3)}", True),
     ("2.5\\times 10^{4}", "\\boxed{25000}", True),
     ("2.5\\times 10^{4}", "\\boxed{2500}", False),
 ]
@@ -211,6 +215,9 @@ def test_canonical_answers_agree_for_equal_values():
     c = check(GradeRequest("\\boxed{0.5}", "1/2")).canonical
     d = check(GradeRequest("\\boxed{\\frac{1}{2}}", "1/2")).canonical
     assert a == b == "27" and c == d
+    forms = ["\\boxed{0.0015}", "\\boxed{1.5 \\times 10^{-3}}", "\\boxed{1.5e-3}", "\\boxed{1.5 × 10⁻³}"]
+    assert len({check(GradeRequest(f, "0.0015")).canonical for f in forms}) == 1
+    assert check(GradeRequest("\\boxed{x²+1}", "x")).canonical == check(GradeRequest("\\boxed{x^2+1}", "x")).canonical
 
 
 HANG = GradeRequest("\\boxed{9^{9^{9^{9}}}}", "5")  # sympy would work on this for hours

@@ -131,6 +131,8 @@ def _canonical(parsed, text: str) -> str:
     value = parsed[0]
     import sympy
 
+    if isinstance(value, sympy.Expr) and value.is_number and value.has(sympy.Float):
+        value = sympy.Float(value.evalf())  # `1.5/10**3` votes with `0.0015`
     if isinstance(value, sympy.Number):
         rational = sympy.Rational(str(round(float(value), 9))) if isinstance(value, sympy.Float) else value
         return str(int(rational)) if rational.is_integer else str(rational)

@@ -41,6 +41,10 @@ _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+
 _SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+")
 _ROOT = re.compile(r"√\s*(\([^()]*\)|\{[^{}]*\}|\d+(?:\.\d+)?|[A-Za-z])")
 _E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([-+]?\d+)(?![\w.])")
+# `1.5 x 10^-3`, `1.5*10^(-3)`: plain-text powers of ten.
+_TIMES_TEN = re.compile(r"(\d)\s*(?:[xX*]|\\times|\\cdot)\s*10\s*\^\s*\(?\s*([-+]?\d+)\s*\)?")
+_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(_WORDS)}
 _NUMBER = r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*(?:\\times|\\cdot)\s*10\^\{?-?\d+\}?)?"
 _PLAIN_NUMBER = re.compile(rf"^\s*{_NUMBER}\s*$")
 # A number, then what reads as words: two or more letters, or a non-ASCII letter, possibly in \text{}.
@@ -68,14 +72,19 @@ def _vulgar_fraction(ch: str) -> str | None:
 def rewrite(s: str) -> str:
     """The same answer in the LaTeX math-verify reads (unicode symbols, e-notation)."""
     if s.isascii():
-        return _E_NOTATION.sub(r"\1\\times10^{\2}", s)
+        return _powers_of_ten(s)
     s = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + m.group(0).translate(_SUPERSCRIPTS) + "}", s)
     s = _ROOT.sub(lambda m: "\\sqrt{" + m.group(1).strip("(){}") + "}", s)
     out = []
     for ch in s:
         fraction = _vulgar_fraction(ch) if not ch.isascii() else None
         out.append(fraction if fraction is not None else _SYMBOLS.get(ch, ch))
-    return _E_NOTATION.sub(r"\1\\times10^{\2}", "".join(out)).strip()
+    return _powers_of_ten("".join(out)).strip()
+
+
+def _powers_of_ten(s: str) -> str:
+    s = _E_NOTATION.sub(r"\1\\times10^{\2}", s)
+    return _TIMES_TEN.sub(r"\1\\times10^{\2}", s)
 
 
 def is_number(s: str) -> bool:
@@ -83,8 +92,11 @@ def is_number(s: str) -> bool:
 
 
 def leading_number(s: str) -> str | None:
-    """The number of `1680 distinct` or `12 \\text{ cm}`; None when what follows the number
+    """The number of `1680 distinct`, `12 \\text{ cm}` or `five`; None when what follows the number
     could be math (`2x`, `3 \\sin x`, `5 + y`)."""
+    word = s.strip().rstrip(".").lower()
+    if word in _NUMBER_WORDS:
+        return _NUMBER_WORDS[word]
     m = _NUMBER_THEN_WORDS.match(s)
     if not m or m.group("word").lower() in _NOT_UNITS:
         return None
