@@ -6,6 +6,7 @@ refuses and names the problems (a silently lower score is the bug this prevents)
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from math import comb
@@ -65,14 +66,19 @@ def advice(s: Score) -> str:
     parts = [halving(s.ci95, s.n_problems)]
     if s.variance_between is None or s.variance_within is None:
         return parts[0]
-    n = s.n_samples // max(s.n_problems, 1)
-    floor = 1.96 * (s.variance_between / s.n_problems) ** 0.5
+    n, problems = s.n_samples // max(s.n_problems, 1), max(s.n_problems, 1)
+    floor = 1.96 * (s.variance_between / problems) ** 0.5
     if n == 1:
         parts.append("one sample per problem cannot tell the spread between problems from the noise within them")
     elif s.variance_within > 0:
-        more = 4 * n
-        with_more = 1.96 * ((s.variance_between + s.variance_within * n / more) / s.n_problems) ** 0.5
-        parts.append(f"on these {s.n_problems} problems, {more} samples each would give ±{with_more:.3f}")
+        # Half-width with k samples each: 1.96 sqrt((between + within * n / k) / problems).
+        target = 1.96 * ((s.variance_between + s.variance_within) / problems) ** 0.5 / 2
+        room = problems * (target / 1.96) ** 2 - s.variance_between
+        if room > 0:
+            k = math.ceil(s.variance_within * n / room - 1e-9)
+            parts.append(f"on these {s.n_problems} problems, {k} samples each would halve it (±{target:.3f})")
+        else:
+            parts.append(f"on these {s.n_problems} problems, no number of samples per problem halves it")
     parts.append(f"no number of samples per problem goes below ±{floor:.3f} (the spread between these problems)")
     return "; ".join(parts)
 

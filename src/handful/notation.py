@@ -43,7 +43,7 @@ _ROOT = re.compile(r"√\s*(\([^()]*\)|\{[^{}]*\}|\d+(?:\.\d+)?|[A-Za-z])")
 _E_NOTATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([-+]?\d+)(?![\w.])")
 # `1.5 x 10^-3`, `1.5*10^(-3)`: plain-text powers of ten.
 _TIMES_TEN = re.compile(r"(\d)\s*(?:[xX*]|\\times|\\cdot)\s*10\s*\^\s*\(?\s*([-+]?\d+)\s*\)?")
-_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(_WORDS)}
 _NUMBER = r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*(?:\\times|\\cdot)\s*10\^\{?-?\d+\}?)?"
 _PLAIN_NUMBER = re.compile(rf"^\s*{_NUMBER}\s*$")
