@@ -40,7 +40,7 @@ def plain_generate(engine: HFEngine, texts: list[str], new_tokens: int, stop: li
     tok = engine.tokenizer
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     kwargs = dict(
-        max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, past_key_values=growing_cache()
+        max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, cache=growing_cache()
     )
     if stop:
         kwargs.update(stop_strings=stop, tokenizer=tok)

@@ -114,6 +114,6 @@ def test_growing_cache_matches_transformers_own(engine):
                 pad_token_id=engine.tokenizer.pad_token_id,
                 **extra,
             )
-            ours = engine.model.generate(**enc, past_key_values=growing_cache(), **kw)
-            theirs = engine.model.generate(**enc, past_key_values=DynamicCache(), **kw)
+            ours = engine.model.generate(**enc, cache=growing_cache(), **kw)
+            theirs = engine.model.generate(**enc, cache=DynamicCache(), **kw)
             assert torch.equal(ours, theirs)

@@ -95,7 +95,7 @@ class HFEngine:
         elif stop:
             kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
         if self.growing_cache:
-            kwargs["past_key_values"] = growing_cache()
+            kwargs["cache"] = growing_cache()
         with torch.inference_mode():
             out = self.model.generate(**encoded, **kwargs)
         results = []
