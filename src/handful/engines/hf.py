@@ -14,6 +14,7 @@ from handful.budget import Budget
 from handful.engines.base import Prompt, make_generation, thinking_token_count
 from handful.engines.kv_cache import growing_cache
 from handful.errors import ConfigError, EngineError
+from handful.hardware import slow_dtype
 from handful.models import ResolvedModel
 from handful.records import Generation, SamplingParams
 
@@ -44,6 +45,10 @@ class HFEngine:
 
         if dtype not in DTYPES:
             raise EngineError(f"dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+        self.device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        slow = slow_dtype(dtype, self.device)
+        if slow:
+            raise EngineError(f"engine.dtype {dtype!r}: {slow}")
         self.model_name, self.spec, self.batch_size = model.name, model.spec, batch_size
         self.torch = torch
         try:
@@ -53,7 +58,6 @@ class HFEngine:
             )
         except (OSError, ValueError) as e:
             raise EngineError(f"model {model.name!r} could not be loaded from {model.path}: {e}") from None
-        self.device = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from handful.files import write_json, write_text
+from handful.hardware import training_bf16
 from handful.models import SPEC_FILE, ResolvedModel
 from handful.training.config import LoraSettings, Schedule
 
@@ -23,7 +24,7 @@ def training_arguments(config_class, cfg: Schedule, out: Path, *, has_eval: bool
     import torch
 
     cuda = torch.cuda.is_available()
-    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    bf16 = training_bf16(cfg.bf16)
     kwargs = dict(
         output_dir=str(out),
         num_train_epochs=cfg.epochs,
@@ -57,6 +58,14 @@ def training_arguments(config_class, cfg: Schedule, out: Path, *, has_eval: bool
             greater_is_better=False,
         )
     return config_class(**kwargs, **extra)
+
+
+def weights_dtype(args):
+    """float32 master weights on a CPU, where bf16 is autocast around them; a GPU run with
+    bf16 keeps its weights in bf16, to fit larger models."""
+    import torch
+
+    return torch.bfloat16 if args.bf16 and torch.cuda.is_available() else torch.float32
 
 
 def lora_config(lora: LoraSettings):

@@ -37,7 +37,9 @@ class Schedule(Config):
     adam_betas: tuple[float, float] = (0.9, 0.95)
     batch_size: int = Field(default=4, ge=1, description="per device")
     grad_accum: int = Field(default=1, ge=1)
-    bf16: bool | None = Field(default=None, description="None: on a GPU that supports it, off on CPU")
+    bf16: bool | None = Field(
+        default=None, description="None: where it is fast (a GPU that supports it, a CPU with AMX or AVX512-BF16)"
+    )
     gradient_checkpointing: bool = False
     seed: int = 0
     save_steps: int = Field(default=50, ge=1)

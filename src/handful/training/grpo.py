@@ -15,7 +15,7 @@ from handful.benchmarks import subset
 from handful.errors import ConfigError
 from handful.models import resolve
 from handful.prompts import messages
-from handful.training.common import lora_config, save_outputs, training_arguments, write_manifest
+from handful.training.common import lora_config, save_outputs, training_arguments, weights_dtype, write_manifest
 from handful.training.config import ContextStage, GRPOConfig
 from handful.training.rewards import Rewards
 
@@ -33,7 +33,6 @@ def dataset_rows(cfg: GRPOConfig, spec) -> list[dict]:
 
 
 def train_grpo(cfg: GRPOConfig, out: str | Path, *, resume: bool = False) -> dict:
-    import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
@@ -83,9 +82,7 @@ def train_grpo(cfg: GRPOConfig, out: str | Path, *, resume: bool = False) -> dic
             cfg.overlong_buffer,
             require_closed_thinking=cfg.rewards.get("format", 0) > 0 or bool(cfg.context_schedule),
         )
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch.bfloat16 if args.bf16 else torch.float32, use_safetensors=True
-        )
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=weights_dtype(args), use_safetensors=True)
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=[reward],

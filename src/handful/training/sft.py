@@ -25,7 +25,7 @@ from pathlib import Path
 from handful.errors import ConfigError, RecordError
 from handful.models import resolve
 from handful.records import read_dicts
-from handful.training.common import lora_config, save_outputs, training_arguments, write_manifest
+from handful.training.common import lora_config, save_outputs, training_arguments, weights_dtype, write_manifest
 from handful.training.config import SFTConfig
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,6 @@ def split(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], li
 
 
 def train_sft(cfg: SFTConfig, out: str | Path, *, resume: bool = False) -> dict:
-    import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -127,9 +126,7 @@ def train_sft(cfg: SFTConfig, out: str | Path, *, resume: bool = False) -> dict:
         completion_only_loss=True,
         dataset_text_field="text",
     )
-    model = AutoModelForCausalLM.from_pretrained(
-        model_ref.path, dtype=torch.bfloat16 if args.bf16 else torch.float32, use_safetensors=True
-    )
+    model = AutoModelForCausalLM.from_pretrained(model_ref.path, dtype=weights_dtype(args), use_safetensors=True)
     trainer = SFTTrainer(
         model=model,
         args=args,

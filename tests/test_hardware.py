@@ -1,0 +1,87 @@
+"""Half precisions are used where this machine computes them quickly, and asking for one where
+it would be emulated is a clear error that names the setting, raised before any model loads."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from handful.cli import app
+from handful.errors import ConfigError, EngineError
+from handful.hardware import fast_on_cpu, slow_dtype, training_bf16
+
+RUNNER = CliRunner()
+BF16_FAST = fast_on_cpu("bfloat16")
+
+
+def test_float32_is_always_fine():
+    assert slow_dtype("float32", "cpu") is None and fast_on_cpu("float32")
+    assert slow_dtype("bfloat16", "cuda") is None  # GPUs are checked by their own tools
+
+
+def test_the_probe_agrees_with_a_measured_matmul():
+    """bf16 counts as fast exactly when a bf16 matmul is not far slower than float32 here."""
+    import time
+
+    import torch
+
+    def rate(dtype):
+        a = torch.randn(512, 512, dtype=dtype)
+        a @ a
+        start = time.perf_counter()
+        for _ in range(3):
+            a @ a
+        return 3 / (time.perf_counter() - start)
+
+    ratio = rate(torch.bfloat16) / rate(torch.float32)
+    assert (ratio > 0.5) == BF16_FAST, ratio
+
+
+@pytest.mark.skipif(BF16_FAST, reason="this CPU has bf16 units")
+def test_bf16_where_it_would_be_emulated_is_refused(tiny_model, tmp_path):
+    from handful.engines.hf import HFEngine
+    from handful.models import resolve
+
+    with pytest.raises(EngineError, match="engine.dtype 'bfloat16'.*no bfloat16 units.*use float32"):
+        HFEngine(resolve(str(tiny_model)), dtype="bfloat16")
+    with pytest.raises(ConfigError, match="bf16: true"):
+        training_bf16(True)
+    assert training_bf16(None) is False and training_bf16(False) is False
+    result = RUNNER.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(tiny_model),
+            "--benchmark",
+            "dyn:addition?n=2",
+            "--dtype",
+            "bfloat16",
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    assert result.exit_code == 1 and "engine.dtype 'bfloat16'" in result.output
+
+
+@pytest.mark.skipif(not BF16_FAST, reason="this CPU has no bf16 units")
+def test_bf16_is_the_training_default_where_it_is_fast():
+    assert training_bf16(None) is True and training_bf16(False) is False
+
+
+def test_an_unknown_dtype_names_the_choices(tmp_path):
+    result = RUNNER.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            "smollm2-135m",
+            "--benchmark",
+            "dyn:addition?n=2",
+            "--dtype",
+            "float8",
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    assert result.exit_code == 1 and "engine.dtype" in result.output and "'float32'" in result.output
