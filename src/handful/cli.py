@@ -457,14 +457,14 @@ def curate(
     )
 
 
-def _teacher(spec: str) -> tuple[str, str | None]:
+def _teacher(spec: str, option: str = "--teacher") -> tuple[str, str | None]:
     """ "openai:NAME" -> ("openai", NAME); "program" -> ("program", None); "NAME" -> ("hf", NAME)."""
     from handful.engines import ENGINES
 
     engine, sep, model = spec.partition(":")
     if sep and engine in ENGINES:
         if not model and engine != "program":
-            raise ConfigError(f"--teacher {spec!r}: no model after '{engine}:'; e.g. {engine}:smollm2-135m")
+            raise ConfigError(f"{option} {spec!r}: no model after '{engine}:'; e.g. {engine}:smollm2-135m")
         return engine, model or None
     if spec in ENGINES:
         return spec, None
@@ -842,6 +842,77 @@ def regrade(
             shown = "not scored before" if before is None else f"{before:.3f}"
             console.print(visible(f"  {name}: accuracy {shown} -> {after:.3f}"))
     console.print(visible(f"graded with grader version {VERSION}"))
+
+
+SHOWN_DISAGREEMENTS = 10
+
+
+@app.command(name="audit")
+def audit_command(
+    run_dir: Annotated[Path, typer.Argument(help="An eval folder, a scale folder or a `handful run` directory.")],
+    judge: Annotated[
+        str | None,
+        typer.Option(help="An LLM judge instead of the rule grader: openai:MODEL (with --base-url) or hf:MODEL."),
+    ] = None,
+    base_url: BaseUrl = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="NAME of the environment variable holding the judge's API key.")
+    ] = None,
+    limit: Limit = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole audit, every disagreement, as JSON.")
+    ] = False,
+) -> None:
+    """Grade the stored samples again with a second, independent grader: agreement with its interval, accuracy under both, the disagreements."""
+    from tqdm.auto import tqdm
+
+    from handful.audit import RULES, audit
+    from handful.judge import Judge
+
+    with _guard():
+        second = RULES
+        if judge:
+            engine, model = _teacher(judge, "--judge")
+            second = Judge(model or "", engine, base_url=base_url, api_key_env=api_key_env)
+        with tqdm(desc="auditing", unit="sample", leave=False, dynamic_ncols=True) as bar:
+            found = audit(run_dir, second, limit=limit, progress=bar.update)
+    if as_json:
+        sys.stdout.write(found.model_dump_json(indent=2) + "\n")
+        return
+    # The numbers stay whole on a narrow terminal; the names fold.
+    table = Table("folder", "benchmark")
+    second = "judge" if found.second != "rules" else "rules"
+    for header in ("graded", "agreement [95% CI]", "acc. stored", f"acc. {second}", "unclear / skipped"):
+        table.add_column(header, no_wrap=True)
+    for row in [*found.benchmarks, found.pooled]:
+        pooled = row is found.pooled
+        table.add_row(
+            plain("all" if pooled else row.folder),
+            plain("all" if pooled else row.benchmark),
+            str(row.graded),
+            "-" if row.rate is None else f"{row.rate:.3f} [{row.ci95[0]:.3f}, {row.ci95[1]:.3f}]",
+            "-" if row.main_accuracy is None else f"{row.main_accuracy:.3f}",
+            "-" if row.second_accuracy is None else f"{row.second_accuracy:.3f}",
+            f"{row.unclear} / {row.skipped}",
+            style="bold" if pooled else None,
+        )
+    console.print(table)
+    for d in found.disagreements[:SHOWN_DISAGREEMENTS]:
+        console.print(
+            plain(
+                f"{d.folder}/{d.benchmark}/{d.problem_id}#{d.sample_index} (reference {d.reference!r}): "
+                f"stored {d.main.outcome} {d.main.answer!r}, {found.second} {d.second.outcome} {d.second.answer!r}"
+            ),
+            soft_wrap=True,
+        )
+    more = len(found.disagreements) - SHOWN_DISAGREEMENTS
+    console.print(
+        visible(
+            f"{len(found.disagreements)} disagreements"
+            + (f" ({more} more with --json)" if more > 0 else "")
+            + f"; stored verdicts of grader version {', '.join(found.main_grader) or '-'}"
+        )
+    )
 
 
 RunOut = Annotated[

@@ -34,8 +34,8 @@ from handful.evaluation import (
 from handful.files import RunDirectory, read_json
 from handful.grading import VERSION, Grader
 from handful.layout import MANIFEST
-from handful.models import model_spec
-from handful.records import Generation, RecordStore, write_jsonl
+from handful.models import ModelSpec, model_spec
+from handful.records import Generation, Problem, RecordStore, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +71,48 @@ def _in_curation(folder: Path, root: Path) -> bool:
     return any((p / "curate.json").exists() for p in within)
 
 
-def regrade_folder(folder: Path, grader: Grader) -> Regraded:
+@dataclass
+class Stored:
+    """What an eval folder says about its samples: its settings, its model's prompt settings
+    (thinking delimiters) and the problems each benchmark posed."""
+
+    cfg: EvalConfig
+    spec: ModelSpec
+    by_benchmark: dict[str, list[Problem]]
+
+    @property
+    def problems(self) -> dict[tuple[str, str], Problem]:
+        return {(name, p.id): p for name, ps in self.by_benchmark.items() for p in ps}
+
+
+def stored(folder: Path, samples: list[Generation]) -> Stored:
+    """The settings and problems of an eval folder, after checking that every sample is of one
+    of its problems."""
     cfg = EvalConfig.model_validate(read_json(folder / RUN_FILE, "run settings file")["config"])
     spec = model_spec(cfg.model, cfg.engine.name).model_copy(update=spec_overrides(cfg))
-    stored = posed(folder)
-    if stored:  # the problems as the run stored them
-        by_benchmark: dict[str, list] = {}
-        for (name, _), p in stored.items():
+    posed_problems = posed(folder)
+    if posed_problems:  # the problems as the run stored them
+        by_benchmark: dict[str, list[Problem]] = {}
+        for (name, _), p in posed_problems.items():
             by_benchmark.setdefault(name, []).append(p)
     else:  # a run from before they were stored: seeded specs give the very same problems again
         by_benchmark = load_problems(cfg)
-    problems = {(name, p.id): p for name, ps in by_benchmark.items() for p in ps}
-    with RecordStore(folder / SAMPLES_FILE, Generation, key=lambda g: g.key) as store:
-        samples = list(store.records)
+    found = Stored(cfg, spec, by_benchmark)
+    problems = found.problems
     unknown = sorted({f"{g.benchmark}/{g.problem_id}" for g in samples if (g.benchmark, g.problem_id) not in problems})
     if unknown:
         raise ConfigError(
             f"{folder / SAMPLES_FILE}: samples of problems the run's settings do not hold "
             f"({', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}); nothing was rewritten"
         )
+    return found
+
+
+def regrade_folder(folder: Path, grader: Grader) -> Regraded:
+    with RecordStore(folder / SAMPLES_FILE, Generation, key=lambda g: g.key) as store:
+        samples = list(store.records)
+    run = stored(folder, samples)
+    cfg, spec, by_benchmark, problems = run.cfg, run.spec, run.by_benchmark, run.problems
     fresh = grade_generations(grader, samples, problems, spec)
     result = Regraded(folder, len(samples))
     result.changed.update((a.outcome, b.outcome) for a, b in zip(samples, fresh) if a.outcome != b.outcome)
