@@ -39,9 +39,7 @@ def plain_generate(engine: HFEngine, texts: list[str], new_tokens: int, stop: li
     """transformers' generate with exactly `new_tokens` (or until `stop`), the same cache as the engine."""
     tok = engine.tokenizer
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    kwargs = dict(
-        max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, cache=growing_cache()
-    )
+    kwargs = dict(max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, cache=growing_cache())
     if stop:
         kwargs.update(stop_strings=stop, tokenizer=tok)
     else:
