@@ -1,6 +1,7 @@
 """Grading quality and throughput.
 
-Agreement: handful's grader and plain `math_verify.verify(parse(gold), parse(pred))` against
+Agreement: handful's grader, plain `math_verify.verify(parse(gold), parse(pred))` and the
+second grader of `handful audit` (rules in the style of Qwen2.5-Math's evaluation) against
 the published correctness labels of three sets of model outputs (Qwen2.5-Math MATH outputs
 labelled by its rule grader, GSM8K solutions labelled by their authors' final-number check,
 Sky-T1 long reasoning traces labelled by a Qwen-style grader), with each disagreement's
@@ -90,9 +91,16 @@ def handful_verdicts(requests: list[GradeRequest], timeout: float) -> list[bool]
         return [g.correct for g in grader.grade(requests)]
 
 
+def audit_verdicts(requests: list[GradeRequest], timeout: float) -> list[bool]:
+    from handful import rule_grader
+
+    return [g.correct for g in rule_grader.grade(requests, workers=2, timeout=timeout)]
+
+
 GRADERS = {
     "handful": handful_verdicts,
     "plain math-verify": lambda requests, timeout: plain_math_verify(requests),
+    "handful audit (rules)": audit_verdicts,
 }
 
 

@@ -77,6 +77,8 @@ UNICODE_AND_WORDS = [
     ("\\frac{1}{2}", "\\boxed{½}", True),
     ("5", "The answer is five.", True),
     ("5", "The answer is four.", False),
+    ("3", "So the answer is three boxes.", True),
+    ("3", "So the answer is three or four.", False),
 ]
 SCIENTIFIC = [
     ("0.00001", "\\boxed{1e-5}", True),

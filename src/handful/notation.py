@@ -94,9 +94,9 @@ def is_number(s: str) -> bool:
 def leading_number(s: str) -> str | None:
     """The number of `1680 distinct`, `12 \\text{ cm}` or `five`; None when what follows the number
     could be math (`2x`, `3 \\sin x`, `5 + y`)."""
-    word = s.strip().rstrip(".").lower()
-    if word in _NUMBER_WORDS:
-        return _NUMBER_WORDS[word]
+    words = s.strip().rstrip(".").lower().split()
+    if words and words[0] in _NUMBER_WORDS and (len(words) == 1 or words[1] not in _NOT_UNITS):
+        return _NUMBER_WORDS[words[0]]  # "three", "three boxes"
     m = _NUMBER_THEN_WORDS.match(s)
     if not m or m.group("word").lower() in _NOT_UNITS:
         return None
