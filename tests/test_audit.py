@@ -35,6 +35,8 @@ def cli(*args):
 # ---- the rule grader -------------------------------------------------------------------
 
 CASES = [
+    # only the part after the thinking is read when there is one
+    ("The answer is</think>\n\nFinal Answer: 720.", "720", "correct", "720"),
     # (output, reference, outcome, answer read)
     ("so \\boxed{\\dfrac{1}{2}} it is", "0.5", "correct", "\\dfrac{1}{2}"),
     ("\\boxed{1} first, then \\boxed{7}", "7", "correct", "7"),
@@ -127,7 +129,7 @@ def with_known_verdicts(folder) -> tuple[list[Generation], list[str]]:
     0: cut off in its thinking with the right answer boxed there: stored no_answer, the rules read it;
     1: the answer divided by 100: stored incorrect, the rules accept a percent form;
     2: a wrong answer: both incorrect;
-    3: a wrong box in the thinking, the right answer after it: stored correct, the rules read the last box."""
+    3: a wrong box, then the right answer in words: stored correct, the rules read the last box."""
     samples = read_jsonl(folder / "samples.jsonl", Generation)
     problems = posed(folder)
     answers = [problems[(g.benchmark, g.problem_id)].answer for g in samples]
@@ -136,7 +138,7 @@ def with_known_verdicts(folder) -> tuple[list[Generation], list[str]]:
         (f"<think>working so \\boxed{{{a[0]}}} maybe", "no_answer", None, "length"),
         (f"<think>ok</think> so \\boxed{{{int(a[1]) / 100}}}", "incorrect", str(int(a[1]) / 100), "stop"),
         (f"<think>ok</think> so \\boxed{{{int(a[2]) + 1}}}", "incorrect", str(int(a[2]) + 1), "stop"),
-        (f"<think>\\boxed{{{int(a[3]) + 1}}}</think> The final answer is {a[3]}.", "correct", a[3], "stop"),
+        (f"<think>ok</think> not \\boxed{{{int(a[3]) + 1}}}: the final answer is {a[3]}.", "correct", a[3], "stop"),
     ]
     for i, (text, outcome, extracted, finish) in enumerate(texts):
         samples[i] = samples[i].model_copy(

@@ -50,6 +50,7 @@ CASES = [
     ),  # after thinking, trailing empty box
     ("4", "<think>Maybe \\boxed{4}?</think>The answer is \\boxed{5}.", "math", False),
     ("4", "<think>so it is \\boxed{4}", "math", True),  # never closed thinking: fall back to it
+    ("16", "<think>The answer is 16.\nWait</think>\n\nFinal Answer:", "math", True),  # an empty final answer
     ("18", "She makes 9 * 2 = 18 dollars a day.", "integer", True),  # last number, numeric gold only
     ("\\frac{14}{3}", "it is 14/3 maybe, or 5", "math", False),
     ("6 - 5i", "\\boxed{6-5i}", "math", True),

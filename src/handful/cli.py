@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from handful import __version__
@@ -880,11 +880,14 @@ def audit_command(
         sys.stdout.write(found.model_dump_json(indent=2) + "\n")
         return
     # The numbers stay whole on a narrow terminal; the names fold.
-    table = Table("folder", "benchmark")
+    table = Table(Column("folder", min_width=8, overflow="fold"), Column("benchmark", min_width=12, overflow="fold"))
     second = "judge" if found.second != "rules" else "rules"
-    for header in ("graded", "agreement [95% CI]", "acc. stored", f"acc. {second}", "unclear / skipped"):
+    rows = [*found.benchmarks, found.pooled]
+    counts = any(row.unclear or row.skipped for row in rows)  # a column only when something is in it
+    # Accuracy under each grader: "stored" is the verdicts in the samples.
+    for header in ("n", "agree [95% CI]", "stored", second, *(["unclear/skip"] if counts else [])):
         table.add_column(header, no_wrap=True)
-    for row in [*found.benchmarks, found.pooled]:
+    for row in rows:
         pooled = row is found.pooled
         table.add_row(
             plain("all" if pooled else row.folder),
@@ -893,10 +896,11 @@ def audit_command(
             "-" if row.rate is None else f"{row.rate:.3f} [{row.ci95[0]:.3f}, {row.ci95[1]:.3f}]",
             "-" if row.main_accuracy is None else f"{row.main_accuracy:.3f}",
             "-" if row.second_accuracy is None else f"{row.second_accuracy:.3f}",
-            f"{row.unclear} / {row.skipped}",
+            *([f"{row.unclear} / {row.skipped}"] if counts else []),
             style="bold" if pooled else None,
         )
     console.print(table)
+    console.print(visible(f"stored and {second}: accuracy under the stored verdicts and under the {second} grader"))
     for d in found.disagreements[:SHOWN_DISAGREEMENTS]:
         console.print(
             plain(

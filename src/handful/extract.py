@@ -21,6 +21,8 @@ _BOX_GAP = re.compile(r"^\s*(?:(?:,|;|and|or|\\text\{\s*(?:and|or|,)\s*\}|\\quad
 _FINAL = re.compile(r"final\s+answer(?:\s+is)?(?:\s*[:：])?\s*(.+)", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"the\s+(?:correct\s+)?answer\s+is(?:\s*[:：])?\s*(.+)", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*(.+)")
+# An empty "Final Answer:" leaves only its colon behind, which is no answer.
+_ANSWER_LIKE = re.compile(r"[\w\\]")
 _BOLD = re.compile(r"\*\*([^*\n]{1,80}?)\*\*")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _PLAIN_NUMBER = re.compile(r"^\s*-?[\d,]*\.?\d+\s*$")
@@ -137,7 +139,7 @@ def _find_math(part: str, last_number: bool, explicit_only: bool = False) -> Ext
         if explicit_only and name == "answer_is":
             continue  # "so the answer is 5? Wait" is thinking aloud, not a final answer
         hits = pattern.findall(part)
-        if hits and clean(hits[-1]):
+        if hits and _ANSWER_LIKE.search(clean(hits[-1])):
             return Extraction(clean(hits[-1]), name)
     if explicit_only:
         return Extraction(None, "none")

@@ -28,9 +28,9 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 
-from handful.extract import last_boxed
+from handful.extract import last_boxed, split_thinking
 from handful.grading import DEFAULT_TIMEOUT, Grade, Grader, GradeRequest, _under_deadline
 
 REL_TOL = 1e-4
@@ -151,8 +151,13 @@ def _read(request: GradeRequest) -> tuple[str | None, str]:
         raise ValueError(f"the rule grader does not read {request.answer_format} answers")
     if request.answer_format == "choice":
         letters = "ABCDEFGHIJ"[: len(request.choices)] if request.choices else "ABCDEFGHIJ"
-        return extract_letter(request.pred, letters)
-    return extract(request.pred)
+        read = partial(extract_letter, letters=letters)
+    else:
+        read = extract
+    # What follows the thinking first, when there is any; else, or when it has nothing, all of it.
+    _, answer_part = split_thinking(request.pred, *request.thinking_delimiters)
+    found = read(answer_part) if answer_part.strip() else (None, "none")
+    return found if found[0] is not None else read(request.pred)
 
 
 def check_with_deadline(request: GradeRequest, timeout: float) -> Grade:

@@ -21,9 +21,10 @@ import logging
 import random
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from handful.errors import ConfigError, RecordError
-from handful.models import resolve
+from handful.models import ResolvedModel, resolve
 from handful.records import read_dicts
 from handful.training.common import lora_config, save_outputs, training_arguments, weights_dtype, write_manifest
 from handful.training.config import SFTConfig
@@ -87,18 +88,23 @@ def split(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], li
     return [p for i, p in enumerate(pairs) if i not in chosen], [p for i, p in enumerate(pairs) if i in chosen]
 
 
-def train_sft(cfg: SFTConfig, out: str | Path, *, resume: bool = False) -> dict:
+class Prepared(NamedTuple):
+    trainer: object
+    tokenizer: object
+    model_ref: ResolvedModel
+    train: list[dict]
+    val: list[dict]
+    cut: dict
+
+
+def prepare(cfg: SFTConfig, checkpoints: Path) -> Prepared:
+    """The TRL trainer for a recipe, ready to train: data read, split and measured, model loaded.
+    `benchmarks/bench_train.py` runs a bare loop over this trainer's own batches."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig as TRLConfig
+    from trl import SFTTrainer
 
-    if not cfg.data:
-        raise ConfigError("data: give the fine-tuning set (--data sft.jsonl)")
-    out = Path(out)
-    checkpoints = out / "checkpoints"
-    if not resume and checkpoints.exists() and any(checkpoints.glob("checkpoint-*")):
-        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or use another --out")
-    started = time.time()
     model_ref = resolve(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(model_ref.path)
     if tokenizer.pad_token is None:
@@ -117,7 +123,7 @@ def train_sft(cfg: SFTConfig, out: str | Path, *, resume: bool = False) -> dict:
         )
     train, val = split(pairs, cfg.val_fraction, cfg.seed)
     args = training_arguments(
-        SFTConfig,
+        TRLConfig,
         cfg,
         checkpoints,
         has_eval=bool(val),
@@ -135,6 +141,18 @@ def train_sft(cfg: SFTConfig, out: str | Path, *, resume: bool = False) -> dict:
         processing_class=tokenizer,
         peft_config=lora_config(cfg.lora),
     )
+    return Prepared(trainer, tokenizer, model_ref, train, val, cut)
+
+
+def train_sft(cfg: SFTConfig, out: str | Path, *, resume: bool = False) -> dict:
+    if not cfg.data:
+        raise ConfigError("data: give the fine-tuning set (--data sft.jsonl)")
+    out = Path(out)
+    checkpoints = out / "checkpoints"
+    if not resume and checkpoints.exists() and any(checkpoints.glob("checkpoint-*")):
+        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or use another --out")
+    started = time.time()
+    trainer, tokenizer, model_ref, train, val, cut = prepare(cfg, checkpoints)
     last = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if resume else []
     result = trainer.train(resume_from_checkpoint=str(last[-1]) if last else None)
     if not trainer.is_world_process_zero():  # one process writes; the others are done
