@@ -5,6 +5,10 @@ TRL `SFTTrainer` with its default settings on the same data — in one run.
     python benchmarks/bench_train.py              # every configuration, 6 steps each
     python benchmarks/bench_train.py --steps 10 --only lora
 
+A bare PyTorch loop over the same trainer's batches is the reference for what the trainer
+costs. Where the CPU has bf16 units (AMX, AVX512-BF16), the seq-256 rows and the bare loop
+run again with bf16 autocast around fp32 weights.
+
 Each configuration trains in a fresh process (so its peak RSS is its own) on the same
 fine-tuning set: program-teacher traces for 3-digit additions (short) and 6-digit
 subtractions (long), so lengths vary as in real trace sets and padding has a cost.
@@ -25,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from handful.hardware import cpu_description, fast_on_cpu
 
 BATCH = 4
 
@@ -88,7 +94,7 @@ def one(config: dict) -> dict:
         }
     else:
         from handful.training.config import SFTConfig
-        from handful.training.sft import train_sft
+        from handful.training.sft import prepare, train_sft
 
         recipe = SFTConfig(
             model="smollm2-135m",
@@ -104,17 +110,23 @@ def one(config: dict) -> dict:
             report_to=["none"],
             save_steps=10_000,
             logging_steps=1,
-            bf16=False,
+            bf16=config.get("bf16", False),
         )
-        summary = train_sft(recipe, out)
-        log, batch = summary["log"], BATCH
-        runtime = next(e["train_runtime"] for e in log if "train_runtime" in e)
+        if config.get("bare"):
+            prepared = prepare(recipe, out / "checkpoints")
+            log, runtime = bare_loop(prepared.trainer, steps, recipe.bf16)
+            truncated = prepared.cut["truncated"]
+        else:
+            summary = train_sft(recipe, out)
+            log, truncated = summary["log"], summary["truncation"]["truncated"]
+            runtime = next(e["train_runtime"] for e in log if "train_runtime" in e)
+        batch = BATCH
         settings = {
             "batch_size": batch,
             "max_length": config["seq"],
             "packing": config["packing"],
             "loss": "response only",
-            "truncated": summary["truncation"]["truncated"],
+            "truncated": truncated,
         }
     tokens = max(e.get("num_tokens", 0) for e in log)
     return {
@@ -129,6 +141,32 @@ def one(config: dict) -> dict:
     }
 
 
+def bare_loop(trainer, steps: int, bf16: bool) -> tuple[list[dict], float]:
+    """The reference: forward, backward and an AdamW step over the trainer's own batches (the
+    same tokens, padding and loss mask), with nothing else -- no trainer, no logging, no saves."""
+    import contextlib
+
+    import torch
+
+    model = trainer.model
+    model.train()
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=trainer.args.learning_rate, betas=(0.9, 0.95)
+    )
+    batches = iter(trainer.get_train_dataloader())
+    tokens, start = 0, time.perf_counter()
+    for _ in range(steps):
+        batch = next(batches)
+        tokens += int(batch["attention_mask"].sum())
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with autocast:
+            loss = model(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "labels")}).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return [{"num_tokens": tokens}], time.perf_counter() - start
+
+
 def configurations(data: str, folder: Path, steps: int) -> list[dict]:
     found = []
     for seq in (256, 512):
@@ -137,6 +175,11 @@ def configurations(data: str, folder: Path, steps: int) -> list[dict]:
                 name = f"handful seq{seq} {'lora' if lora else 'full'} {'packing' if packing else 'padding'}"
                 found.append({"name": name, "seq": seq, "lora": lora, "packing": packing})
     found.append({"name": "trl-default"})
+    # The reference loop, and both again in bf16 where this CPU has the units for it.
+    found.append({"name": "bare loop seq256 full padding", "seq": 256, "lora": False, "packing": False, "bare": True})
+    if fast_on_cpu("bfloat16"):
+        for c in [c for c in found if c["name"].startswith(("handful seq256", "bare"))]:
+            found.append({**c, "name": c["name"] + " bf16", "bf16": True})
     for i, c in enumerate(found):
         c.update(data=data, out=str(folder / f"run-{i}"), steps=steps)
     return found
@@ -171,6 +214,8 @@ def main() -> None:
             f"(batch {result['batch_size']}, max_length {result['max_length']}, packing {result['packing']}, {result['loss']})",
             flush=True,
         )
+    if not fast_on_cpu("bfloat16"):
+        print(f"no bf16 rows: this CPU ({cpu_description()}) has no bf16 units")
     print(json.dumps({"machine": platform.platform(), "steps": args.steps, "results": results}, indent=2))
 
 
