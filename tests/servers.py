@@ -8,70 +8,21 @@ import http.client
 import http.server
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
+from handful.engines import llama_server
+from handful.engines.llama_server import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["FaultProxy", "LlamaServer", "free_port"]
 
 
-class LlamaServer:
-    def __init__(self, gguf: Path, log: Path, port: int | None = None, exact: bool = False):
-        self.port = port or free_port()
-        self.log = open(log, "ab")  # noqa: SIM115 (held for the server's life, closed by close/crash)
-        # exact: a batch of one token. llama.cpp reuses a cached prompt prefix and evaluates only
-        # the rest, and a batched evaluation rounds differently, so a retried request (its prompt
-        # already cached) could decode greedily to other text; one token at a time rounds the same
-        # way always, at the price of a slower prompt.
-        batch = ["--n_batch", "1", "--n_ubatch", "1"] if exact else []
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llama_cpp.server",
-                "--model",
-                str(gguf),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--n_ctx",
-                "4096",
-                "--model_alias",
-                "smollm2-135m",
-                *batch,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama.cpp server exited with {self.proc.returncode}; see {log}")
-            try:
-                urllib.request.urlopen(f"{self.url}/models", timeout=2)
-                return
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError(f"llama.cpp server did not start; see {log}")
+class LlamaServer(llama_server.LlamaServer):
+    """The real SmolLM2, served under the name the tests ask for."""
 
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.log.close()
-
-    def crash(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=30)
-        self.log.close()
+    def __init__(self, gguf: Path, log: Path, **options):
+        super().__init__(gguf, log, alias="smollm2-135m", **options)
 
 
 class FaultProxy:

@@ -37,11 +37,15 @@ def test_the_probe_agrees_with_a_measured_matmul():
     assert (ratio > 0.5) == BF16_FAST, ratio
 
 
-@pytest.mark.skipif(BF16_FAST, reason="this CPU has bf16 units")
-def test_bf16_where_it_would_be_emulated_is_refused(tiny_model, tmp_path):
+def test_bf16_is_used_where_fast_and_refused_where_emulated(tiny_model, tmp_path):
+    """One test for both kinds of CPU, so that it runs (and can fail) on either."""
     from handful.engines.hf import HFEngine
     from handful.models import resolve
 
+    if BF16_FAST:
+        assert training_bf16(None) is True and training_bf16(False) is False
+        assert HFEngine(resolve(str(tiny_model)), dtype="bfloat16").model.dtype.is_floating_point
+        return
     with pytest.raises(EngineError, match="engine.dtype 'bfloat16'.*no bfloat16 units.*use float32"):
         HFEngine(resolve(str(tiny_model)), dtype="bfloat16")
     with pytest.raises(ConfigError, match="bf16: true"):
@@ -62,11 +66,6 @@ def test_bf16_where_it_would_be_emulated_is_refused(tiny_model, tmp_path):
         ],
     )
     assert result.exit_code == 1 and "engine.dtype 'bfloat16'" in result.output
-
-
-@pytest.mark.skipif(not BF16_FAST, reason="this CPU has no bf16 units")
-def test_bf16_is_the_training_default_where_it_is_fast():
-    assert training_bf16(None) is True and training_bf16(False) is False
 
 
 def test_an_unknown_dtype_names_the_choices(tmp_path):

@@ -362,7 +362,9 @@ def eval_(
         str | None, typer.Option(help='Budget forcing: what is forced on a refused stop (default "Wait").')
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="hf engine batch size.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32 | bfloat16 | float16")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="float32 | bfloat16 | float16 | int8 (Linear layers quantized, CPU)")
+    ] = None,
     data: Annotated[
         Path | None, typer.Option(help="File for a benchmark handful does not ship (gpqa_diamond).")
     ] = None,
@@ -798,6 +800,55 @@ def scale(
         slope = "n/a" if s["scaling_slope"] is None else f"{s['scaling_slope']:+.4f} accuracy per doubling"
         console.print(visible(f"{bench}: control {s['control']:.2f}, scaling slope {slope}"))
     console.print(visible(f"curve in {out / 'curve.json'} and {out / 'curve.png'}"))
+
+
+@app.command()
+def precision(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", parser=_out_path, help="Study directory: points/PRECISION/*, precision.json; rerun to resume."
+        ),
+    ],
+    model: Model = None,
+    benchmark: Benchmark = None,
+    precisions: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated: float32 (the reference, always run), bfloat16, float16, int8."),
+    ] = None,
+    limit: Limit = None,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML with PrecisionConfig settings; options override it.")
+    ] = None,
+    set_: Sets = None,
+) -> None:
+    """Run the same problems once per numeric precision; each against float32, paired."""
+    given = {name: value for name, value in locals().items() if name in EVAL_KEYS}
+    overrides = _options(precisions=precisions.split(",") if precisions else None)
+    overrides += _eval_options("eval.", **given) + list(set_ or [])
+    with _guard(f"finished samples are kept under {out / 'points'}; run the same command again to resume"):
+        result = STAGES["precision"].run(STAGES["precision"].config(config, overrides), out)
+    # One block per precision, a line per benchmark: eight columns do not fit a terminal.
+    for name in dict.fromkeys(p["precision"] for p in result["points"]):
+        mine = [p for p in result["points"] if p["precision"] == name]
+        cost = mine[0]
+        speed = "-" if cost["tokens_per_s"] is None else f"{cost['tokens_per_s']:.1f}"
+        peak = "-" if cost["peak_rss_mib"] is None else f"{cost['peak_rss_mib']:,.0f}"
+        console.print(
+            visible(f"{name}: {speed} tok/s, peak {peak} MiB, weights {cost['weights_mib']:,.0f} MiB"), style="bold"
+        )
+        for p in mine:
+            same = "-" if p["identical_to_float32"] is None else f"{p['identical_to_float32']:.0%}"
+            console.print(
+                visible(
+                    f"  {p['benchmark']}: {p['accuracy']:.3f} [{p['ci95'][0]:.3f}, {p['ci95'][1]:.3f}]; "
+                    f"vs float32 (paired) {_against(p['against_float32'])}; same text as float32 {same}"
+                ),
+                soft_wrap=True,
+            )
+    console.print(visible(f"study in {out / 'precision.json'}"))
 
 
 @app.command()

@@ -33,7 +33,9 @@ class GradeConfig(Config):
 class EngineConfig(Config):
     name: Literal["hf", "openai", "program"] = "hf"
     # hf
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16", "int8"] = Field(
+        default="float32", description="int8: Linear layers dynamically quantized, on the CPU"
+    )
     device: str = "cpu"
     batch_size: int = Field(default=16, ge=1)
     trust_remote_code: bool = False

@@ -243,7 +243,8 @@ def models_used(recipe: RunRecipe, out: Path) -> dict[str, str]:
         found["teacher"] = values.get(recipe.distill.teacher.model, recipe.distill.teacher.model)
     if recipe.train and Path(values["@train"]).exists():
         found["trained"] = values["@train"]
-    for group in ([recipe.eval.models] if recipe.eval else []) + ([recipe.scale.models] if recipe.scale else []):
+    groups = [stage.models for stage in (recipe.eval, recipe.scale, recipe.precision) if stage]
+    for group in groups:
         for model in group:
             if not model.startswith("@"):
                 found.setdefault(model.replace("/", "-"), model)
@@ -254,6 +255,7 @@ def recipe_data(recipe: RunRecipe) -> tuple[list[str], list[str], list[str]]:
     """(pools, benchmark specs, benchmarks decontaminated against) of a recipe."""
     specs = [b for cfg in (recipe.eval.runs.values() if recipe.eval else []) for b in cfg.benchmarks]
     specs += recipe.scale.sweep.eval.benchmarks if recipe.scale else []
+    specs += recipe.precision.study.eval.benchmarks if recipe.precision else []
     against = recipe.curate.decontaminate.benchmarks if recipe.curate and recipe.curate.decontaminate.enabled else []
     return (recipe.curate.pools if recipe.curate else []), specs, against
 

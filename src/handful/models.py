@@ -92,6 +92,28 @@ def _gguf_source(known: KnownModel) -> tuple[Path, str]:
     return path.parent, path.name
 
 
+_SHAPE = ("architectures", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+_SHAPE += ("num_key_value_heads", "vocab_size", "tie_word_embeddings")
+
+
+def gguf_template(model: ResolvedModel) -> Path:
+    """The shipped GGUF whose architecture and tokenizer a checkpoint shares: the model's own
+    when it is a known alias, else the known model it was fine-tuned from (same shape)."""
+    if model.name in MODELS:
+        return Path(*_gguf_source(MODELS[model.name]))
+    config = Path(model.path) / "config.json"
+    if config.exists():
+        mine = json.loads(config.read_text())
+        for known in MODELS.values():
+            theirs = cache_dir() / "models" / known.name / "config.json"
+            if theirs.exists() and all(mine.get(k) == json.loads(theirs.read_text()).get(k) for k in _SHAPE):
+                return Path(*_gguf_source(known))
+    raise ConfigError(
+        f"model {model.name}: no shipped GGUF has its shape, so there is no tokenizer and layout to write it as "
+        f"GGUF with (known: {', '.join(MODELS)})"
+    )
+
+
 def is_available(name: str) -> bool:
     known = MODELS[name]
     if (cache_dir() / "models" / name / "config.json").exists():

@@ -24,10 +24,15 @@ from handful.metrics import Score
 SIGNS = {
     "distill": ("stats.json", "distill.json", "traces.jsonl"),
     "curate": ("funnel.json", "curate.json"),
+    # A precision study's first point is always float32; any other folder of points is a sweep's.
+    "precision": ("precision.json", "points/float32"),
     "scale": ("curve.json", "points"),
     "train": ("train.json", "checkpoints"),
     "eval": ("run.json", "scores.json", "samples.jsonl"),
 }
+
+# Stages made of eval runs over the same problems, their settings under `eval`.
+SWEEPS = ("scale", "precision")
 
 
 @dataclass
@@ -40,7 +45,7 @@ class StageView:
     status: str  # done, started, not run
     config: dict | None
     run: str | None = None  # the eval run (eval stages of `handful run`)
-    model: str | None = None  # the model's label (eval and scale stages)
+    model: str | None = None  # the model's label (eval, scale and precision stages)
     command: list[str] = field(default_factory=list)
     seconds_spent: float | None = None
     scores: dict[str, Score] = field(default_factory=dict)
@@ -51,10 +56,10 @@ class StageView:
 
     @property
     def eval_settings(self) -> dict | None:
-        """The eval settings of an eval stage, or of the points of a scale stage."""
+        """The eval settings of an eval stage, or of the points of a scale or precision stage."""
         if not self.config:
             return None
-        return self.config["eval"] if self.kind == "scale" else self.config
+        return self.config["eval"] if self.kind in SWEEPS else self.config
 
 
 @dataclass
@@ -125,7 +130,7 @@ def _from_manifest(out: Path, manifest: dict) -> RunView:
                 status=s.get("status", "not run"),
                 config=s.get("config"),
                 run=s.get("run") or (parts[1] if s["kind"] == "eval" and len(parts) == 3 else None),
-                model=s.get("model") or (parts[-1] if s["kind"] in ("eval", "scale") and len(parts) > 1 else None),
+                model=s.get("model") or (parts[-1] if s["kind"] in ("eval", *SWEEPS) and len(parts) > 1 else None),
                 command=s.get("command", []),
                 seconds_spent=s.get("seconds_spent"),
                 scores=_scores(s.get("scores"), f"{out / MANIFEST} stage {s['name']}"),
@@ -169,9 +174,9 @@ def _from_folder(out: Path) -> RunView:
         if found:
             scores, status = _scores(found.get("benchmarks"), str(out / "scores.json")), "done"
         specs = (config or {}).get("benchmarks", [])
-    elif kind == "scale":
-        curve = _json(out / "curve.json", "curve")
-        config, status = (curve or {}).get("config"), "done" if curve else "started"
+    elif kind in SWEEPS:
+        result = _json(out / SIGNS[kind][0], f"{kind} results")
+        config, status = (result or {}).get("config"), "done" if result else "started"
         specs = ((config or {}).get("eval") or {}).get("benchmarks", [])
     elif kind == "curate":
         config = _json(out / "curate.json", "curation settings file")
@@ -207,6 +212,6 @@ def _from_folder(out: Path) -> RunView:
         "release": {},
         "recipe": {"settings": {}},
     }
-    model = ((config or {}).get("eval") or config or {}).get("model") if kind in ("eval", "scale") else None
+    model = ((config or {}).get("eval") or config or {}).get("model") if kind in ("eval", *SWEEPS) else None
     stage = StageView(name="", kind=kind, folder=out, status=status, config=config, model=model, scores=scores)
     return RunView(out, manifest["run"], manifest["description"], command, manifest, [stage])

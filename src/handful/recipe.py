@@ -27,6 +27,7 @@ from handful.distill import DistillConfig
 from handful.errors import ConfigError
 from handful.files import read_json, safe_name, settings_key
 from handful.layout import SEEDS, slug
+from handful.precision import PrecisionConfig
 from handful.scaling import ScaleConfig
 from handful.training.config import GRPOConfig, SFTConfig, preset_path, shipped_file
 
@@ -67,6 +68,11 @@ class ScaleStage(Config):
     sweep: ScaleConfig = Field(default_factory=ScaleConfig)
 
 
+class PrecisionStage(Config):
+    models: list[str] = Field(default_factory=lambda: ["@train"], min_length=1)
+    study: PrecisionConfig = Field(default_factory=PrecisionConfig)
+
+
 class RunRecipe(Config):
     name: str = Field(description="the run's name: its default folder, runs/NAME")
     description: str = ""
@@ -76,6 +82,7 @@ class RunRecipe(Config):
     train: TrainStage | None = None
     eval: EvalStage | None = None
     scale: ScaleStage | None = None
+    precision: PrecisionStage | None = None
     release: dict[str, str] = Field(
         default_factory=dict, description="where the run's data, traces, model, code and write-up are published (URLs)"
     )
@@ -104,15 +111,15 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> tuple[Ru
 
 @dataclass
 class Stage:
-    """One stage of a run: who it is (kind, and for eval and scale the eval run and the model),
+    """One stage of a run: who it is (kind, and for eval, scale and precision the eval run and the model),
     its settings as the recipe states them (placeholders unresolved), and what it reads."""
 
-    name: str  # curate, distill, train, eval/RUN/MODEL, scale/MODEL: its folder under OUT
+    name: str  # curate, distill, train, eval/RUN/MODEL, scale/MODEL, precision/MODEL: its folder under OUT
     kind: str  # a key of handful.stages.STAGES
     config: Any
     needs: list[str]
     run: str | None = None  # the eval run (eval stages)
-    model: str | None = None  # the model's label (eval and scale stages): base, trained, or its name
+    model: str | None = None  # the model's label (eval, scale, precision): base, trained, or its name
 
     @property
     def slug(self) -> str:
@@ -182,6 +189,19 @@ def plan(recipe: RunRecipe, seeds: dict[str, str] | None = None) -> list[Stage]:
             stages.append(
                 Stage(f"scale/{label}", "scale", sweep.model_copy(update={"eval": evaluation}), needs, model=label)
             )
+    if recipe.precision:
+        for model in recipe.precision.models:
+            study = recipe.precision.study
+            evaluation = study.eval.model_copy(
+                update={"model": model, "benchmarks": [seeds.get(b, b) for b in study.eval.benchmarks]}
+            )
+            label = _label(model)
+            needs = ["train"] if model == "@train" else []
+            stages.append(
+                Stage(
+                    f"precision/{label}", "precision", study.model_copy(update={"eval": evaluation}), needs, model=label
+                )
+            )
     names = {s.name for s in stages}
     for s in stages:
         missing = [n for n in s.needs if n not in names]
@@ -195,6 +215,7 @@ def plan(recipe: RunRecipe, seeds: dict[str, str] | None = None) -> list[Stage]:
 def unseeded(recipe: RunRecipe) -> list[str]:
     specs = [b for cfg in (recipe.eval.runs.values() if recipe.eval else []) for b in cfg.benchmarks]
     specs += recipe.scale.sweep.eval.benchmarks if recipe.scale else []
+    specs += recipe.precision.study.eval.benchmarks if recipe.precision else []
     return [s for s in dict.fromkeys(specs) if s.startswith(tasks.SCHEME) and "seed" not in tasks.parse_spec(s)[1]]
 
 

@@ -317,6 +317,47 @@ def _scaling(view: RunView) -> str:
     return _section("scaling", "Test-time scaling", "".join(parts)) if parts else ""
 
 
+def _precision(view: RunView) -> str:
+    parts = []
+    for stage in view.of("precision"):
+        study_file = stage.folder / "precision.json"
+        if not study_file.exists():
+            continue
+        study = read_json(study_file, "precision study")
+        bars = [(f"{p['precision']} {p['benchmark']}", p["accuracy"], tuple(p["ci95"])) for p in study["points"]]
+        rows = [
+            [
+                p["precision"],
+                p["benchmark"],
+                _ci(p),
+                _against_first(p.get("against_float32")),
+                "-" if p["identical_to_float32"] is None else f"{p['identical_to_float32']:.0%}",
+                "-" if p["tokens_per_s"] is None else f"{p['tokens_per_s']:.1f}",
+                "-" if p["peak_rss_mib"] is None else f"{p['peak_rss_mib']:,.0f}",
+                f"{p['weights_mib']:,.0f}",
+            ]
+            for p in study["points"]
+        ]
+        label = stage.model or study_file.parent.name
+        parts.append(
+            charts.bar_chart(f"{label}: accuracy by precision (95 % CI)", bars, "accuracy", top=1.0)
+            + _table(
+                [
+                    "precision",
+                    "benchmark",
+                    "accuracy [95% CI]",
+                    "difference from float32 [paired 95% CI]; p",
+                    "outputs identical to float32",
+                    "tokens/s (whole point)",
+                    "peak memory MiB",
+                    "weights MiB",
+                ],
+                rows,
+            )
+        )
+    return _section("precision", "Numeric precision", "".join(parts)) if parts else ""
+
+
 def _transparency(score: dict) -> str:
     dims = ", ".join(f"{d} {score['by_dimension'][d]}/{score['maximum'][d]}" for d in score["maximum"])
     rows = [
@@ -426,6 +467,7 @@ def render(out: str | Path) -> str:
         _training(view),
         _scores(view),
         _scaling(view),
+        _precision(view),
         _transparency(transparency.score(view, report_written=True)),
         _settings(view),
         browser,
@@ -439,6 +481,7 @@ def render(out: str | Path) -> str:
             ("training", "training"),
             ("scores", "scores"),
             ("scaling", "scaling"),
+            ("precision", "precision"),
             ("transparency", "transparency"),
             ("settings", "settings"),
             ("browser", "samples"),

@@ -70,6 +70,7 @@ STAGES: dict[str, StageKind] = {
         ),
         StageKind("eval", ("eval",), "handful.config:EvalConfig", "handful.evaluation:evaluate"),
         StageKind("scale", ("scale",), "handful.scaling:ScaleConfig", "handful.scaling:scale"),
+        StageKind("precision", ("precision",), "handful.precision:PrecisionConfig", "handful.precision:precision"),
     )
 }
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from handful.files import read_json, write_json
 from handful.layout import REPORT, REPRODUCE, TRANSPARENCY
-from handful.outputs import RunView, StageView, read
+from handful.outputs import SWEEPS, RunView, StageView, read
 
 CHECKLIST = Path(__file__).resolve().parent / "data" / "transparency" / "checklist.json"
 MET, NOT_APPLICABLE, MISSING = "met", "not applicable", "missing"
@@ -70,7 +70,7 @@ class Evidence:
 
     @property
     def evaluates(self) -> bool:
-        return bool(self.view.of("eval", "scale"))
+        return bool(self.view.of("eval", *SWEEPS))
 
 
 Check = Callable[[Evidence], tuple[str, str]]  # (status, evidence or what is missing)
@@ -171,7 +171,7 @@ def base_model(ev: Evidence) -> tuple[str, str]:
 
 def inference(ev: Evidence) -> list[tuple[str, dict]]:
     """(stage name, eval settings) of every finished eval and scale stage."""
-    return [(s.name or s.kind, s.eval_settings) for s in ev.done("eval", "scale") if s.eval_settings]
+    return [(s.name or s.kind, s.eval_settings) for s in ev.done("eval", *SWEEPS) if s.eval_settings]
 
 
 def search(ev: Evidence) -> tuple[str, str]:
@@ -449,7 +449,7 @@ def training_code(ev: Evidence) -> tuple[str, str]:
 def evaluation_code(ev: Evidence) -> tuple[str, str]:
     if not ev.evaluates:
         return NOT_APPLICABLE, "the run evaluates nothing"
-    return _code(ev, ("eval", "scale"), "evaluation")
+    return _code(ev, ("eval", *SWEEPS), "evaluation")
 
 
 def guidance(ev: Evidence) -> tuple[str, str]:

@@ -18,7 +18,59 @@ from handful.hardware import slow_dtype
 from handful.models import ResolvedModel
 from handful.records import Generation, SamplingParams
 
-DTYPES = ("float32", "bfloat16", "float16")
+# int8: float32 weights loaded, then every Linear layer quantized to int8 weights with int8
+# activations computed on the fly (dynamic quantization; CPU only).
+DTYPES = ("float32", "bfloat16", "float16", "int8")
+
+
+def load_model(path: str, dtype: str, device: str = "cpu", trust_remote_code: bool = False):
+    """A causal LM in one of DTYPES, on `device`, in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if dtype == "int8" and device != "cpu":
+        raise EngineError(f"engine.dtype 'int8' is dynamic quantization for the CPU; {device} needs another dtype")
+    weights = torch.float32 if dtype == "int8" else getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=weights, trust_remote_code=trust_remote_code, use_safetensors=True
+    )
+    model.to(device).eval()
+    if dtype == "int8":
+        model = _int8(model)
+    return model
+
+
+def _int8(model):
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        # torch.ao's eager quantization warns that it is moving to torchao; it is still what runs here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def weight_bytes(model) -> int:
+    """What the weights take in memory, quantized ones included (their int8 values and scales)."""
+    import torch
+
+    def size(value) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.int_repr().nbytes + 8 if value.is_quantized else value.nbytes
+        if isinstance(value, (tuple, list)):
+            return sum(size(v) for v in value)
+        return 0
+
+    # Tied weights (the embedding and the LM head) are one tensor, counted once.
+    seen, total = set(), 0
+    for value in model.state_dict(keep_vars=False).values():
+        key = value.data_ptr() if isinstance(value, torch.Tensor) and not value.is_quantized else id(value)
+        if key not in seen:
+            seen.add(key)
+            total += size(value)
+    return total
 
 
 def _batch_seed(seed: int, first: Prompt) -> int:
@@ -41,7 +93,7 @@ class HFEngine:
         tokenizer=None,
     ):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         if dtype not in DTYPES:
             raise EngineError(f"dtype {dtype!r}: use one of {', '.join(DTYPES)}")
@@ -53,12 +105,9 @@ class HFEngine:
         self.torch = torch
         try:
             self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(model.path, trust_remote_code=trust_remote_code)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                model.path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, use_safetensors=True
-            )
+            self.model = load_model(model.path, dtype, self.device, trust_remote_code)
         except (OSError, ValueError) as e:
             raise EngineError(f"model {model.name!r} could not be loaded from {model.path}: {e}") from None
-        self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
