@@ -58,6 +58,44 @@ def test_sft_makes_a_checkpoint_that_eval_loads(tiny_model, traces, tmp_path):
     assert scores.benchmarks["dyn:addition?digits=2"].n_samples == 3
 
 
+@pytest.mark.parametrize("lora", [False, True])
+def test_the_direct_cpu_loss_is_trls_loss_with_the_same_gradients(tiny_model, traces, tmp_path, lora):
+    """handful computes the SFT loss on a CPU without TRL's chunked LM head (it is faster there);
+    the loss and every gradient must be TRL's own, on the same batch, full fine-tuning or LoRA."""
+    import torch
+    from trl import SFTTrainer
+
+    from handful.training.sft import prepare
+
+    recipe = SFTConfig(
+        model=str(tiny_model),
+        data=str(traces / "sft.jsonl"),
+        max_steps=1,
+        val_fraction=0,
+        lora={"enabled": lora},
+        **QUICK,
+    )
+    trainer = prepare(recipe, tmp_path / "checkpoints").trainer
+    model = trainer.model
+    model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    items = int((batch["labels"] != -100).sum())
+
+    def loss_and_grads(compute):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(0)  # the same LoRA dropout masks for both
+        loss = compute(trainer, model, dict(batch), num_items_in_batch=torch.tensor(items))
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    ours, our_grads = loss_and_grads(type(trainer).compute_loss)
+    theirs, their_grads = loss_and_grads(SFTTrainer.compute_loss)
+    assert type(trainer).compute_loss is not SFTTrainer.compute_loss
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    worst = max(float((a - b).abs().max() / b.abs().max().clamp(min=1e-12)) for a, b in zip(our_grads, their_grads))
+    assert worst < 1e-4, worst
+
+
 def test_the_lowest_validation_loss_chooses_the_checkpoint(tiny_model, traces, tmp_path):
     from safetensors.torch import load_file
 
