@@ -179,29 +179,9 @@ def plan(recipe: RunRecipe, seeds: dict[str, str] | None = None) -> list[Stage]:
                 needs = ["train"] if model == "@train" else []
                 stages.append(Stage(f"eval/{run_name}/{label}", "eval", seeded, needs, run=run_name, model=label))
     if recipe.scale:
-        for model in recipe.scale.models:
-            sweep = recipe.scale.sweep
-            evaluation = sweep.eval.model_copy(
-                update={"model": model, "benchmarks": [seeds.get(b, b) for b in sweep.eval.benchmarks]}
-            )
-            label = _label(model)
-            needs = ["train"] if model == "@train" else []
-            stages.append(
-                Stage(f"scale/{label}", "scale", sweep.model_copy(update={"eval": evaluation}), needs, model=label)
-            )
+        stages += _per_model("scale", recipe.scale.models, recipe.scale.sweep, seeds)
     if recipe.precision:
-        for model in recipe.precision.models:
-            study = recipe.precision.study
-            evaluation = study.eval.model_copy(
-                update={"model": model, "benchmarks": [seeds.get(b, b) for b in study.eval.benchmarks]}
-            )
-            label = _label(model)
-            needs = ["train"] if model == "@train" else []
-            stages.append(
-                Stage(
-                    f"precision/{label}", "precision", study.model_copy(update={"eval": evaluation}), needs, model=label
-                )
-            )
+        stages += _per_model("precision", recipe.precision.models, recipe.precision.study, seeds)
     names = {s.name for s in stages}
     for s in stages:
         missing = [n for n in s.needs if n not in names]
@@ -209,6 +189,22 @@ def plan(recipe: RunRecipe, seeds: dict[str, str] | None = None) -> list[Stage]:
             raise ConfigError(
                 f"recipe {recipe.name}: stage {s.name} reads from {', '.join(missing)}, which the recipe does not run"
             )
+    return stages
+
+
+def _per_model(kind: str, models: list[str], settings, seeds: dict[str, str]) -> list[Stage]:
+    """One stage per model of a study made of eval runs (scale, precision): its eval settings
+    with that model and the run's seeds."""
+    stages = []
+    for model in models:
+        evaluation = settings.eval.model_copy(
+            update={"model": model, "benchmarks": [seeds.get(b, b) for b in settings.eval.benchmarks]}
+        )
+        label = _label(model)
+        needs = ["train"] if model == "@train" else []
+        stages.append(
+            Stage(f"{kind}/{label}", kind, settings.model_copy(update={"eval": evaluation}), needs, model=label)
+        )
     return stages
 
 
