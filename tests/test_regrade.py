@@ -112,3 +112,25 @@ def test_bad_input_is_named_and_nothing_is_rewritten(tiny_model, tmp_path, what)
     code, text = cli("regrade", out)
     assert code == 1 and "stranger" in text and "nothing was rewritten" in text
     assert (out / "samples.jsonl").read_bytes() == before
+
+
+def test_regrading_a_precision_study_recomputes_its_table(tiny_model, tmp_path):
+    """A sweep's table is computed from its points' samples: regraded points, a new table."""
+    out = tmp_path / "study"
+    code, text = cli("precision", "--model", tiny_model, "--benchmark", SPEC, "--max-tokens", 16, "--out", out)
+    assert code == 0, text
+    samples = out / "points" / "float32" / "samples.jsonl"
+    stored = read_jsonl(samples, Generation)
+    # Version 1 as far as these samples know: every verdict flipped to correct.
+    write_jsonl(samples, [g.model_copy(update={"grader": "1", "correct": True, "outcome": "correct"}) for g in stored])
+    # ... and the table as that grader would have computed it.
+    table = json.loads((out / "precision.json").read_text())
+    table["points"][0]["accuracy"] = 1.0
+    (out / "precision.json").write_text(json.dumps(table))
+    code, text = cli("regrade", out)
+    assert code == 0, text
+    after = json.loads((out / "precision.json").read_text())["points"][0]
+    truth = sum(g.correct for g in stored) / len(stored)
+    scores = json.loads((out / "points" / "float32" / "scores.json").read_text())
+    assert after["precision"] == "float32" and after["accuracy"] == pytest.approx(truth)
+    assert scores["benchmarks"][after["benchmark"]]["accuracy"] == pytest.approx(truth) and truth < 1.0

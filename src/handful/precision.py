@@ -83,7 +83,7 @@ def precision(cfg: PrecisionConfig, out: str | Path) -> dict:
             f"precisions: the gguf: points run llama.cpp, which needs llama-cpp-python: {llama_server.INSTALL}"
         )
     with RunDirectory(out) as folder:
-        return _study(cfg, folder)
+        return study(cfg, folder)
 
 
 def _peak_rss_reset() -> None:
@@ -105,6 +105,9 @@ def _weights_mib(model_path: str, dtype: str, device: str) -> float:
     from handful.engines.hf import load_model, weight_bytes
 
     return round(weight_bytes(load_model(model_path, dtype, device)) / 2**20, 1)
+
+
+_COMPLETIONS = {"endpoint": "completions"}  # the prompt rendered by the model's own chat template
 
 
 def _folder(name: str) -> str:
@@ -131,7 +134,7 @@ def _served(cfg: PrecisionConfig, out: Path, name: str, folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     server = llama_server.LlamaServer(gguf, folder / "server.log", alias=cfg.eval.model)
     engine = cfg.eval.engine.model_copy(
-        update={"name": "openai", "base_url": server.url, "served_model": cfg.eval.model, "endpoint": "completions"}
+        update={"name": "openai", "base_url": server.url, "served_model": cfg.eval.model} | _COMPLETIONS
     )
     return cfg.eval.model_copy(update={"engine": engine}), server
 
@@ -149,7 +152,11 @@ def _run_point(cfg: PrecisionConfig, out: Path, name: str) -> tuple[list[Generat
     samples_file = folder / SAMPLES_FILE
     had = len(read_jsonl(samples_file, Generation)) if samples_file.exists() else 0
     server = None
-    if name.startswith(GGUF):
+    if name.startswith(GGUF) and (folder / "scores.json").exists():
+        # A finished point: nothing to generate, so no server (its address is in no fingerprint).
+        engine = {"name": "openai", "base_url": "http://127.0.0.1:1/v1", "served_model": cfg.eval.model}
+        point = cfg.eval.model_copy(update={"engine": cfg.eval.engine.model_copy(update=engine | _COMPLETIONS)})
+    elif name.startswith(GGUF):
         point, server = _served(cfg, out, name, folder)
     else:
         point = cfg.eval.model_copy(update={"engine": cfg.eval.engine.model_copy(update={"dtype": name})})
@@ -193,7 +200,7 @@ def _identical(reference: list[Generation], samples: list[Generation]) -> float 
     return sum(g.text == texts[g.key] for g in shared) / len(shared) if shared else None
 
 
-def _study(cfg: PrecisionConfig, out: Path) -> dict:
+def study(cfg: PrecisionConfig, out: Path) -> dict:
     # Every point must see the same fresh problems: seeds are fixed once, by the reference.
     cfg = cfg.model_copy(update={"eval": seed_benchmarks(cfg.eval, out / "points" / REFERENCE)})
     rows, reference = [], None

@@ -8,9 +8,10 @@ rebuilds its benchmarks from its settings), then `samples.jsonl` and `scores.jso
 rewritten whole, each atomically, so that a kill leaves either the old file or the new one. A
 rerun after a kill finishes the job (samples already current change no verdict).
 
-DIR is an eval folder, a scale folder (its points), or a `handful run` directory (its eval
-stages and scale points; the stage scores, the manifest, the report and the transparency
-score are brought up to date after).
+DIR is an eval folder, a scale or precision folder (its points; the curve or the table is
+computed again after), or a `handful run` directory (its eval stages and sweep points; the
+stage scores, the manifest, the report and the transparency score are brought up to date
+after).
 """
 
 from __future__ import annotations
@@ -137,9 +138,33 @@ def regrade(out: str | Path, workers: int = 2, timeout: float = 5.0) -> list[Reg
         for folder in folders:
             found.append(regrade_folder(folder, grader))
             log.info("%s: %d samples regraded with grader %s", folder, found[-1].samples, VERSION)
+        for sweep in _sweeps(root, folders):
+            _refresh_sweep(sweep)
         if (root / MANIFEST).exists():
             _refresh_run(root)
     return found
+
+
+def _sweeps(root: Path, folders: list[Path]) -> list[Path]:
+    """The scale and precision folders whose points were regraded (their curve or table is
+    computed from the points' samples)."""
+    from handful.outputs import SIGNS, SWEEPS
+
+    found = {f.parent.parent for f in folders if f.parent.name == "points"}
+    return sorted(s for s in found if any((s / SIGNS[kind][0]).exists() for kind in SWEEPS))
+
+
+def _refresh_sweep(folder: Path) -> None:
+    """Its curve or table computed again from the regraded points: every point resumes with
+    nothing left to generate."""
+    from handful import precision, scaling
+
+    if (folder / precision.STUDY_FILE).exists():
+        cfg = precision.PrecisionConfig.model_validate(read_json(folder / precision.STUDY_FILE, "study")["config"])
+        precision.study(cfg, folder)
+    else:
+        cfg = scaling.ScaleConfig.model_validate(read_json(folder / "curve.json", "curve")["config"])
+        scaling.sweep(cfg, folder)
 
 
 def _refresh_run(out: Path) -> None:

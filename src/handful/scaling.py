@@ -70,10 +70,10 @@ def slope(curve: list[dict]) -> float | None:
 
 def scale(cfg: ScaleConfig, out: str | Path) -> dict:
     with RunDirectory(out) as folder:
-        return _scale(cfg, folder)
+        return sweep(cfg, folder)
 
 
-def _scale(cfg: ScaleConfig, out: Path) -> dict:
+def sweep(cfg: ScaleConfig, out: Path) -> dict:
     n = max(cfg.votes)
     curve = []
     # Every point must see the same fresh problems: seeds are fixed once, by the first point.
