@@ -172,6 +172,15 @@ def test_harder_cases_beat_plain_math_verify():
     assert ours == len(cases) and plain < len(cases) - 10, (ours, plain)
 
 
+def test_an_answer_sympy_cannot_print_is_graded_not_a_crash():
+    """Omni-MATH's `2^{2015}+\\lfloor(3/2)^{2015}\\rfloor-2`: printing it runs sympy out of precision,
+    which used to end the whole grading call with PrecisionExhausted."""
+    gold = "2^{2015}+\\left\\lfloor\\left(\\frac{3}{2}\\right)^{2015}\\right\\rfloor-2"
+    with Grader(workers=1, timeout=5) as grader:
+        grades = grader.grade([GradeRequest(f"\\boxed{{{gold}}}", gold), GradeRequest("\\boxed{2}", "2")])
+    assert grades[0].outcome in ("correct", "timeout") and grades[1].correct
+
+
 def test_a_cut_off_output_gives_no_last_number():
     text = "She makes 9 * 2 = 18 dollars a day, then"
     assert check(GradeRequest(text, "18", "integer")).correct
@@ -220,6 +229,9 @@ def test_canonical_answers_agree_for_equal_values():
     assert a == b == "27" and c == d
     forms = ["\\boxed{0.0015}", "\\boxed{1.5 \\times 10^{-3}}", "\\boxed{1.5e-3}", "\\boxed{1.5 × 10⁻³}"]
     assert len({check(GradeRequest(f, "0.0015")).canonical for f in forms}) == 1
+    # A percentage math-verify leaves unevaluated (7.2*(1/100)) is graded, not a crash, and votes with 0.072.
+    assert check(GradeRequest("\\boxed{7.2\\%}", "7.2\\%")).correct
+    assert check(GradeRequest("\\boxed{7.2\\%}", "1")).canonical == check(GradeRequest("\\boxed{0.072}", "1")).canonical
     assert check(GradeRequest("\\boxed{x²+1}", "x")).canonical == check(GradeRequest("\\boxed{x^2+1}", "x")).canonical
 
 

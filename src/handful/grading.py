@@ -7,7 +7,8 @@ Outcomes and their policy (`correct` is True only for the first):
 - unparseable_gold: math-verify cannot read the reference; the normalised strings are then
   compared, a match counts as `correct`, a mismatch is flagged here instead of `incorrect`
   because nothing proves it wrong. Fix the reference, or read these by hand.
-- timeout: the check ran past its deadline (parsing and comparison together).
+- timeout: the check ran past its deadline (parsing and comparison together), or sympy raised
+  on the way and it could not finish (its method then says `error: ...`).
 
 math-verify bounds its own work with SIGALRM, which only works in a process's main thread
 (so it raises inside threads), and a signal only lands between bytecodes: a C extension
@@ -132,11 +133,20 @@ def _canonical(parsed, text: str) -> str:
     import sympy
 
     if isinstance(value, sympy.Expr) and value.is_number and value.has(sympy.Float):
-        value = sympy.Float(value.evalf())  # `1.5/10**3` votes with `0.0015`
-    if isinstance(value, sympy.Number):
-        rational = sympy.Rational(str(round(float(value), 9))) if isinstance(value, sympy.Float) else value
-        return str(int(rational)) if rational.is_integer else str(rational)
-    return str(value)
+        # `1.5/10**3` votes with `0.0015`. math-verify leaves some products unevaluated (`7.2*(1/100)`
+        # for 7.2 %): doit first, and a value that still will not evaluate keeps its own form.
+        try:
+            number = value.doit().evalf()
+        except (TypeError, ValueError, ArithmeticError):
+            number = None
+        value = number if isinstance(number, sympy.Number) else value
+    try:
+        if isinstance(value, sympy.Number):
+            rational = sympy.Rational(str(round(float(value), 9))) if isinstance(value, sympy.Float) else value
+            return str(int(rational)) if rational.is_integer else str(rational)
+        return str(value)
+    except (TypeError, ValueError, ArithmeticError):  # printing can evaluate, and run out of precision
+        return _normalise(text)
 
 
 def _check_math(gold: str, pred: str, integer: bool) -> tuple[str, bool, str]:
@@ -185,7 +195,7 @@ def _same_function(gold, pred) -> bool:
         point = {s: x + 0.29 * k for k, s in enumerate(symbols)}
         try:
             a, b = complex(gold.evalf(subs=point)), complex(pred.evalf(subs=point))
-        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        except (TypeError, ValueError, ArithmeticError):
             continue
         if not all(map(math.isfinite, (a.real, a.imag, b.real, b.imag))):
             continue
@@ -287,6 +297,11 @@ def _under_deadline(fn, request: GradeRequest, timeout: float) -> Grade:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _Deadline:
         return _timed_out(request)
+    except Exception as e:  # noqa: BLE001 - sympy raises many kinds on what it cannot evaluate or print
+        # One answer sympy chokes on must not end a whole evaluation: like a check past its
+        # deadline, it is a check that could not finish, and it says why.
+        found = _extract(request).answer
+        return Grade("timeout", False, found, None, f"error: {type(e).__name__}")
     finally:
         signal.signal(signal.SIGALRM, previous)
 
