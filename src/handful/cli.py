@@ -814,7 +814,10 @@ def precision(
     benchmark: Benchmark = None,
     precisions: Annotated[
         str | None,
-        typer.Option(help="Comma-separated: float32 (the reference, always run), bfloat16, float16, int8."),
+        typer.Option(
+            help="Comma-separated: float32 (the reference, always run), bfloat16, float16, int8, "
+            "gguf:F32|F16|Q8_0|Q5_1|Q5_0|Q4_1|Q4_0 (llama.cpp)."
+        ),
     ] = None,
     limit: Limit = None,
     temperature: Temperature = None,

@@ -84,7 +84,7 @@ def write_gguf(checkpoint: str | Path, template: str | Path, target: str | Path,
         kind_of = field.types[0]
         sub = field.types[-1] if kind_of == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), kind_of, sub_type=sub)
-    writer.add_file_type(_FILE_TYPES[qtype])
+    writer.add_file_type(gguf.LlamaFileType["ALL_F32" if qtype == "F32" else f"MOSTLY_{qtype}"])
     tied = "output.weight" not in weights
     for t in reader.tensors:
         value = np.ascontiguousarray(weights[t.name], dtype=np.float32)
@@ -103,6 +103,3 @@ def write_gguf(checkpoint: str | Path, template: str | Path, target: str | Path,
     partial.replace(target)  # whole, or not there
     log.info("wrote %s (%s, %.0f MiB)", target, qtype, target.stat().st_size / 2**20)
     return target
-
-
-_FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9}

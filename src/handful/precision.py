@@ -93,9 +93,10 @@ def _peak_rss_reset() -> None:
         pass  # not Linux, or not allowed: the peak is then the process's
 
 
-def _peak_rss_mib() -> float | None:
+def _peak_rss_mib(pid: int | str = "self") -> float | None:
+    """Peak resident memory of a process (this one, or a server's) since its last reset."""
     try:
-        found = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
+        found = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     except OSError:
         return None
     return round(int(found.group(1)) / 1024, 1) if found else None
@@ -105,9 +106,6 @@ def _weights_mib(model_path: str, dtype: str, device: str) -> float:
     from handful.engines.hf import load_model, weight_bytes
 
     return round(weight_bytes(load_model(model_path, dtype, device)) / 2**20, 1)
-
-
-_COMPLETIONS = {"endpoint": "completions"}  # the prompt rendered by the model's own chat template
 
 
 def _folder(name: str) -> str:
@@ -133,18 +131,14 @@ def _served(cfg: PrecisionConfig, out: Path, name: str, folder: Path):
     gguf = _gguf_file(cfg, out, name.removeprefix(GGUF))
     folder.mkdir(parents=True, exist_ok=True)
     server = llama_server.LlamaServer(gguf, folder / "server.log", alias=cfg.eval.model)
-    engine = cfg.eval.engine.model_copy(
-        update={"name": "openai", "base_url": server.url, "served_model": cfg.eval.model} | _COMPLETIONS
-    )
-    return cfg.eval.model_copy(update={"engine": engine}), server
+    return _through_server(cfg, server.url), server
 
 
-def _server_peak_mib(server) -> float | None:
-    try:
-        found = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{server.proc.pid}/status").read_text())
-    except OSError:
-        return None
-    return round(int(found.group(1)) / 1024, 1) if found else None
+def _through_server(cfg: PrecisionConfig, url: str) -> EvalConfig:
+    """The study's eval settings sent to a llama.cpp server at `url`, the prompt rendered by the
+    model's own chat template (completions)."""
+    engine = {"name": "openai", "base_url": url, "served_model": cfg.eval.model, "endpoint": "completions"}
+    return cfg.eval.model_copy(update={"engine": cfg.eval.engine.model_copy(update=engine)})
 
 
 def _run_point(cfg: PrecisionConfig, out: Path, name: str) -> tuple[list[Generation], dict]:
@@ -154,8 +148,7 @@ def _run_point(cfg: PrecisionConfig, out: Path, name: str) -> tuple[list[Generat
     server = None
     if name.startswith(GGUF) and (folder / "scores.json").exists():
         # A finished point: nothing to generate, so no server (its address is in no fingerprint).
-        engine = {"name": "openai", "base_url": "http://127.0.0.1:1/v1", "served_model": cfg.eval.model}
-        point = cfg.eval.model_copy(update={"engine": cfg.eval.engine.model_copy(update=engine | _COMPLETIONS)})
+        point = _through_server(cfg, "http://127.0.0.1:1/v1")
     elif name.startswith(GGUF):
         point, server = _served(cfg, out, name, folder)
     else:
@@ -165,7 +158,7 @@ def _run_point(cfg: PrecisionConfig, out: Path, name: str) -> tuple[list[Generat
         start = time.perf_counter()
         evaluate(point, folder)
         seconds = time.perf_counter() - start
-        peak = _server_peak_mib(server) if server else _peak_rss_mib()
+        peak = _peak_rss_mib(server.proc.pid if server else "self")
     finally:
         if server:
             server.close()
