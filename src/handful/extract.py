@@ -34,9 +34,9 @@ _NAMED = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 # A number written as a modifier ("24-hour", "3-person") describes, it does not answer.
 _MODIFIER = re.compile(r"-[A-Za-z]")
-# Words after which a number states a result: "there are 1164", "she needs 45", "= 18", "A: 18".
 # A number that an operator follows is the start of an expression, not its result ("= 4 \\cdot 2").
 _CONTINUED = re.compile(r"\s*(?:[-+*/^(×·]|\\(?:cdot|times|div|pm)\b)")
+# Words after which a number states a result: "there are 1164", "she needs 45", "= 18", "A: 18".
 _CUE = re.compile(
     r"(?:\b(?:is|are|was|were|be|equals?|gets?|needs?|makes?|earns?|has|have|had|takes?|costs?|totals?|remains?"
     r"|total\s+of)\s+|[=:]\s*)(?:\\?\$\s*|(?:about|approximately|exactly|only)\s+)?$",
@@ -139,8 +139,9 @@ def _find_math(part: str, last_number: bool, explicit_only: bool = False) -> Ext
         if explicit_only and name == "answer_is":
             continue  # "so the answer is 5? Wait" is thinking aloud, not a final answer
         hits = pattern.findall(part)
-        if hits and _ANSWER_LIKE.search(clean(hits[-1])):
-            return Extraction(clean(hits[-1]), name)
+        answer = clean(hits[-1]) if hits else ""
+        if _ANSWER_LIKE.search(answer):
+            return Extraction(answer, name)
     if explicit_only:
         return Extraction(None, "none")
     bold = [b for b in _BOLD.findall(part) if any(c.isdigit() for c in b) and not b.rstrip().endswith(":")]
