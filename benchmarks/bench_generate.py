@@ -1,8 +1,10 @@
-"""Generation speed of the `hf` engine on SmolLM2-135M-Instruct (fp32), side by side with
-(a) this machine's FLOP ceiling, (b) llama.cpp's server (Q4_1, the same GGUF) on the same
-prompts, and (c) lm-evaluation-harness's HF backend on the same prompts, if it is installed.
+"""Generation speed of the `hf` engine on SmolLM2-135M-Instruct in each dtype (fp32, int8, and bf16
+where this CPU has bf16 units), side by side in one run with (a) this machine's FLOP ceiling,
+(b) llama.cpp's server (Q4_1, the same GGUF) on the same prompts, and (c) lm-evaluation-harness's
+HF backend on the same prompts, if it is installed.
 
-    python benchmarks/bench_generate.py [--max-tokens 256] [--batches 1,8,32,64] [--skip-llama] [--skip-lm-eval]
+    python benchmarks/bench_generate.py [--max-tokens 256] [--batches 1,8,32,64] [--dtypes float32,int8,bfloat16]
+                                        [--skip-dynamic] [--skip-llama] [--skip-lm-eval]
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -19,11 +20,10 @@ import torch
 from handful.benchmarks import load_benchmark
 from handful.engines.base import Prompt
 from handful.engines.hf import HFEngine
+from handful.hardware import cpu_description, slow_dtype
 from handful.models import MODELS, _gguf_source, resolve
 from handful.prompts import render
 from handful.records import SamplingParams
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -72,20 +72,23 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--batches", default="1,8,32,64")
-    parser.add_argument("--dtype", default="float32", help="dtype of the hf engine rows (the ceiling stays fp32)")
-    parser.add_argument("--skip-dynamic", action="store_true", help="skip the DynamicCache comparison rows")
+    parser.add_argument(
+        "--dtypes", default="float32,int8,bfloat16", help="dtypes of the hf engine rows (the ceiling stays fp32)"
+    )
+    parser.add_argument("--skip-dynamic", action="store_true", help="skip the fp32 DynamicCache comparison rows")
     parser.add_argument("--skip-llama", action="store_true")
     parser.add_argument("--skip-lm-eval", action="store_true")
     args = parser.parse_args()
     sampling = SamplingParams(max_tokens=args.max_tokens)
     model = resolve("smollm2-135m")
-    engine = HFEngine(model, batch_size=1, dtype=args.dtype)
+    engine = HFEngine(model, batch_size=1)
     params = sum(p.numel() for p in engine.model.parameters())  # lm_head is tied: counted once, used once
     flop_per_token = 2 * params / 1e9
     gflops = matmul_gflops()
     ceiling = gflops / flop_per_token
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores ({cpu_description()}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
     )
     print(
         f"fp32 matmul 2048^3: {gflops:.0f} GFLOP/s; {flop_per_token:.2f} GFLOP per token -> ceiling {ceiling:.0f} tok/s"
@@ -100,17 +103,26 @@ def main() -> None:
         )
 
     batches = [int(b) for b in args.batches.split(",")]
-    for batch in batches:
-        engine.batch_size = batch
-        prompts = prompts_for(engine, max(4, batch))
-        variants = [(f"handful hf {args.dtype}", True)] + (
-            [] if args.skip_dynamic else [("same, transformers' DynamicCache", False)]
-        )
-        for label, growing in variants:
-            engine.growing_cache = growing
-            seconds, tokens = timed(lambda: sum(g.completion_tokens for g in engine.generate(prompts, sampling)))  # noqa: B023
-            row(label, batch, len(prompts), tokens, seconds)
-    engine.growing_cache = True
+    for dtype in args.dtypes.split(","):
+        slow = slow_dtype(dtype, "cpu")
+        if slow:
+            print(f"| handful hf {dtype} | - | - | - | - | skipped: {slow} | - |", flush=True)
+            continue
+        if dtype != "float32":
+            engine.close()
+            engine = HFEngine(model, batch_size=1, dtype=dtype)
+        for batch in batches:
+            engine.batch_size = batch
+            prompts = prompts_for(engine, max(4, batch))
+            # The DynamicCache rows measure the cache, so they run once, in fp32.
+            variants = [(f"handful hf {dtype}", True)] + (
+                [] if args.skip_dynamic or dtype != "float32" else [("same, transformers' DynamicCache", False)]
+            )
+            for label, growing in variants:
+                engine.growing_cache = growing
+                seconds, tokens = timed(lambda: sum(g.completion_tokens for g in engine.generate(prompts, sampling)))  # noqa: B023
+                row(label, batch, len(prompts), tokens, seconds)
+            engine.growing_cache = True
 
     if not args.skip_lm_eval:
         for batch in (1, batches[-1]):
@@ -125,12 +137,11 @@ def main() -> None:
             )
 
     if not args.skip_llama:
-        from servers import LlamaServer
-
+        from handful.engines.llama_server import LlamaServer
         from handful.engines.server import OpenAIEngine
 
         folder, name = _gguf_source(MODELS["smollm2-135m"])
-        server = LlamaServer(folder / name, Path("/tmp/bench-llama-server.log"))
+        server = LlamaServer(folder / name, Path("/tmp/bench-llama-server.log"), alias="smollm2-135m")
         try:
             client = OpenAIEngine(
                 "smollm2-135m", model.spec, base_url=server.url, tokenizer=engine.tokenizer, concurrency=1

@@ -319,6 +319,29 @@ def _chromium() -> str | None:
     return None
 
 
+# In every chart, as the browser drew it: x tick labels that touch, and legend entries or bar
+# labels that leave the chart or cover one another.
+TEXT_PROBLEMS = """() => {
+  const problems = [];
+  const overlap = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  document.querySelectorAll("svg.chart").forEach((svg, i) => {
+    const view = svg.viewBox.baseVal;
+    const name = i + " " + svg.querySelector("title").textContent;
+    for (const cls of ["tick-x", "legend", "bar-label"]) {
+      const boxes = Array.from(svg.querySelectorAll("text." + cls)).map(t => [t.textContent, t.getBBox()]);
+      boxes.forEach(([text, b], j) => {
+        if (b.x < 0 || b.y < 0 || b.x + b.width > view.width || b.y + b.height > view.height)
+          problems.push(name + ": " + cls + " '" + text + "' is cut off by the chart's edge");
+        boxes.slice(j + 1).forEach(([other, c]) => {
+          if (overlap(b, c)) problems.push(name + ": " + cls + " '" + text + "' covers '" + other + "'");
+        });
+      });
+    }
+  });
+  return problems;
+}"""
+
+
 def test_report_in_a_real_browser(hostile_report):
     sync_api = pytest.importorskip("playwright.sync_api")
     executable = _chromium()
@@ -343,9 +366,16 @@ def test_report_in_a_real_browser(hostile_report):
             box = charts.nth(i).bounding_box()
             assert box and box["width"] > 100 and box["height"] > 100
         assert page.locator("svg.chart rect.bar").count() > 0 and page.locator("svg.chart circle.point").count() > 0
+        assert page.evaluate(TEXT_PROBLEMS) == []
         count = page.get_by_test_id("count")
         total = int(count.inner_text().split()[0])
-        assert total == page.get_by_test_id("sample").count() == 8 * 2 + 4 * 2
+        assert total == 8 * 2 + 4 * 2 and page.get_by_test_id("sample").count() == 20  # one page
+        page.get_by_test_id("next").click()
+        assert (
+            page.get_by_test_id("sample").count() == total - 20
+            and "page 2 of 2" in page.get_by_test_id("page").inner_text()
+        )
+        page.get_by_test_id("previous").click()
         page.get_by_test_id("filter-verdict").select_option("incorrect")
         wrong = int(count.inner_text().split()[0])
         assert 1 <= wrong <= total and all("incorrect" in t for t in page.get_by_test_id("sample").all_inner_texts())

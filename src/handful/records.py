@@ -98,6 +98,19 @@ class Budget(Record):
     def active(self) -> bool:
         return self.min_thinking_tokens > 0 or self.max_thinking_tokens is not None or self.max_waits > 0
 
+    def describe(self) -> str:
+        """In words, for tables: "off", or the limits that are set."""
+        if not self.active:
+            return "off"
+        parts = [f"at most {self.max_thinking_tokens} thinking tokens"] if self.max_thinking_tokens is not None else []
+        if self.min_thinking_tokens:
+            parts.append(f"at least {self.min_thinking_tokens}")
+        if self.max_waits:
+            parts.append(
+                f"{self.max_waits} end{'s' if self.max_waits > 1 else ''} of thinking refused with {self.continuation!r}"
+            )
+        return "; ".join(parts)
+
 
 class Generation(Record):
     problem_id: str

@@ -25,7 +25,7 @@ from handful.files import read_json, write_text
 from handful.layout import REPORT
 from handful.metrics import Score, advice
 from handful.outputs import RunView, read, training_record
-from handful.records import Generation, Problem, read_jsonl
+from handful.records import Budget, Generation, Problem, read_jsonl
 
 ASSETS = Path(__file__).resolve().parent / "data" / "report"
 MAX_SAMPLES = 5000  # in the browser; the rest stay in samples.jsonl
@@ -65,6 +65,15 @@ def comparisons(view: RunView) -> list[tuple[str, Comparison]]:
     return found
 
 
+def _verdict(c: Comparison) -> str:
+    """What the paired interval says, in words."""
+    if c.difference_ci95[0] > 0:
+        return f"{c.compared} is better: the paired interval of the difference lies above 0"
+    if c.difference_ci95[1] < 0:
+        return f"{c.compared} is worse: the paired interval of the difference lies below 0"
+    return "not told apart: the paired interval of the difference includes 0"
+
+
 def _difference(c: Comparison) -> str:
     return (
         f"{c.difference:+.3f} [{c.difference_ci95[0]:+.3f}, {c.difference_ci95[1]:+.3f}]; "
@@ -83,7 +92,7 @@ def _headline(found: list[tuple[str, Comparison]]) -> str:
             f"{c.baseline} {c.baseline_accuracy:.3f} [{c.baseline_ci95[0]:.3f}, {c.baseline_ci95[1]:.3f}]",
             f"{c.compared} {c.accuracy:.3f} [{c.ci95[0]:.3f}, {c.ci95[1]:.3f}]",
             _difference(c),
-            "yes" if c.separated else "no",
+            _verdict(c),
         ]
         for run, c in found
     ]
@@ -99,7 +108,16 @@ def _headline(found: list[tuple[str, Comparison]]) -> str:
             (f"{label}: {c.compared}", c.accuracy, tuple(c.ci95)),
         ]
         colors += ["#9e9e9e", "#1f77b4"]
-    chart = charts.bar_chart("accuracy before and after (95 % CI)", bars, "accuracy", top=1.0, colors=colors)
+    sizes = sorted({c.problems for run, c in found if run not in pooled or c.benchmark == "all of them"})
+    chart = charts.bar_chart(
+        "accuracy before and after",
+        bars,
+        "accuracy",
+        top=1.0,
+        colors=colors,
+        note=f"grey: {found[0][1].baseline}, blue: {found[0][1].compared}; n = {'/'.join(map(str, sizes))} problems per bar; "
+        "whiskers: 95 % CI",
+    )
     note = (
         '<p class="note">Paired by problem: the difference\'s interval resamples problems once for both sides; '
         "p is the exact sign test over the problems that changed (exact McNemar with one sample per problem).</p>"
@@ -116,7 +134,7 @@ def _headline(found: list[tuple[str, Comparison]]) -> str:
                 "baseline [95% CI]",
                 "compared [95% CI]",
                 "difference [paired 95% CI]; problems changed; p",
-                "interval excludes 0",
+                "what the difference says",
             ],
             rows,
         )
@@ -149,7 +167,7 @@ def _funnel(view: RunView) -> str:
     return _section(
         "funnel",
         "Curation funnel",
-        charts.bar_chart("problems after each stage", bars, "problems")
+        charts.bar_chart("problems after each stage", bars, "problems", note="problems left after each step, in order")
         + _table(["stage", "count", "removed", "main reasons"], rows)
         + spread
         + '<p class="note">Every removed problem, with its stage, reason and evidence: '
@@ -208,11 +226,11 @@ def _training(view: RunView) -> str:
 
 
 def _scores(view: RunView) -> str:
-    rows, series = [], {}
+    rows, series, sizes = [], {}, set()
     for s in view.of("eval"):
         if not s.done or not s.config:
             continue
-        p, budget = s.config["sampling"], {k: v for k, v in s.config["budget"].items() if v}
+        p, budget = s.config["sampling"], Budget.model_validate(s.config["budget"]).describe()
         for bench, sc in s.scores.items():
             rows.append(
                 [
@@ -226,12 +244,11 @@ def _scores(view: RunView) -> str:
                     f"{sc.truncated:.0%} / {sc.unclosed_thinking:.0%}",
                     advice(sc),
                     f"T={p['temperature']} top_p={p['top_p']} max_tokens={p['max_tokens']} seed={p['seed']}",
-                    budget or "off",
+                    budget,
                 ]
             )
-            series.setdefault(f"{s.model} {bench}", []).append(
-                (max(sc.avg_thinking_tokens, 1), sc.accuracy, tuple(sc.ci95))
-            )
+            series.setdefault(f"{s.model} {bench}", []).append((sc.avg_thinking_tokens, sc.accuracy, tuple(sc.ci95)))
+            sizes.add(sc.n_problems)
     if not rows:
         return ""
     table = _table(
@@ -251,14 +268,21 @@ def _scores(view: RunView) -> str:
         rows,
     )
     chart = charts.line_chart(
-        "accuracy vs thinking tokens, per eval run",
+        "accuracy vs thinking tokens, one point per eval run",
         series,
-        "average thinking tokens (log2)",
+        "average thinking tokens per sample (log scale)",
         "accuracy",
         log_x=True,
         y_range=(0, 1),
+        note=_n_note(sizes),
     )
     return _section("scores", "Scores", table + chart)
+
+
+def _n_note(sizes: set) -> str:
+    known = sorted(n for n in sizes if n)
+    counted = f"n = {'/'.join(map(str, known))} problems per point; " if known else ""
+    return counted + "whiskers: 95 % CI"
 
 
 def _against_first(found: dict | None) -> str:
@@ -275,11 +299,10 @@ def _scaling(view: RunView) -> str:
             continue
         curve = read_json(curve_file, "curve")
         series: dict[str, list] = {}
-        rows = []
+        rows, sizes = [], set()
         for p in curve["points"]:
-            series.setdefault(p["benchmark"], []).append(
-                (max(p["avg_thinking_tokens"], 1), p["accuracy"], tuple(p["ci95"]))
-            )
+            series.setdefault(p["benchmark"], []).append((p["avg_thinking_tokens"], p["accuracy"], tuple(p["ci95"])))
+            sizes.add((p.get("against_first") or {}).get("problems"))
             rows.append(
                 [
                     p["point"],
@@ -296,10 +319,11 @@ def _scaling(view: RunView) -> str:
             charts.line_chart(
                 f"{label}: accuracy vs thinking tokens",
                 series,
-                "average thinking tokens (log2)",
+                "average thinking tokens per sample (log scale)",
                 "accuracy",
                 log_x=True,
                 y_range=(0, 1),
+                note=_n_note(sizes),
             )
             + _table(
                 [
@@ -340,7 +364,13 @@ def _precision(view: RunView) -> str:
         ]
         label = stage.model or study_file.parent.name
         parts.append(
-            charts.bar_chart(f"{label}: accuracy by precision (95 % CI)", bars, "accuracy", top=1.0)
+            charts.bar_chart(
+                f"{label}: accuracy by precision",
+                bars,
+                "accuracy",
+                top=1.0,
+                note=_n_note({(p.get("against_float32") or {}).get("problems") for p in study["points"]}),
+            )
             + _table(
                 [
                     "precision",
@@ -439,6 +469,9 @@ def _samples(view: RunView) -> tuple[str, list[dict]]:
         '<option value="correct">correct</option><option value="incorrect">incorrect</option></select>'
         '<input id="f-query" data-testid="search" type="search" placeholder="search questions and answers">'
         '<span id="f-count" data-testid="count"></span></div><div id="samples" data-testid="samples"></div>'
+        '<div class="pager"><button id="f-prev" data-testid="previous" type="button">previous</button>'
+        '<span id="f-page" data-testid="page"></span>'
+        '<button id="f-next" data-testid="next" type="button">next</button></div>'
     )
     return (_section("browser", "Samples", note + controls) if data else ""), shown
 
