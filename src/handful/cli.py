@@ -855,6 +855,37 @@ def precision(
 
 
 @app.command()
+def study(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", parser=_out_path, help="Study directory: points/NAME/{train,eval}, study.json; rerun to resume."
+        ),
+    ],
+    config: Annotated[
+        Path,
+        typer.Option(help="YAML with StudyConfig settings: train (with data), eval, sizes, random, pool, distill."),
+    ],
+    sizes: Annotated[str | None, typer.Option(help="Comma-separated training-set sizes, e.g. 16,64,256.")] = None,
+    random_sizes: Annotated[
+        str | None, typer.Option("--random", help="Comma-separated sizes also trained on random picks from the pool.")
+    ] = None,
+    equal: Annotated[str | None, typer.Option(help="What every point shares: epochs or steps.")] = None,
+    set_: Sets = None,
+) -> None:
+    """How few examples are enough: the student trained on N curated examples for each size (and on N random
+    ones), every point evaluated on the same problems and paired against the untrained model."""
+    from handful.study import summary_lines
+
+    overrides = _options(sizes=_ints("--sizes", sizes), random=_ints("--random", random_sizes), equal=equal)
+    with _guard(f"finished points are kept under {out / 'points'}; run the same command again to resume"):
+        result = STAGES["study"].run(STAGES["study"].config(config, overrides + list(set_ or [])), out)
+    for line in summary_lines(result):
+        console.print(visible(line), soft_wrap=True)
+    console.print(visible(f"study in {out / 'study.json'}"))
+
+
+@app.command()
 def compare(
     a: Annotated[Path, typer.Argument(help="The baseline: an eval folder, a run's eval stage or a scale point.")],
     b: Annotated[Path, typer.Argument(help="The one compared with it, on the same problems.")],

@@ -26,13 +26,14 @@ SIGNS = {
     "curate": ("funnel.json", "curate.json"),
     # A precision study's first point is always float32; any other folder of points is a sweep's.
     "precision": ("precision.json", "points/float32"),
+    "study": ("study.json", "points/base"),
     "scale": ("curve.json", "points"),
     "train": ("train.json", "checkpoints"),
     "eval": ("run.json", "scores.json", "samples.jsonl"),
 }
 
 # Stages made of eval runs over the same problems, their settings under `eval`.
-SWEEPS = ("scale", "precision")
+SWEEPS = ("scale", "precision", "study")
 
 
 @dataclass

@@ -7,7 +7,8 @@ such as `@curate` unresolved, so that a moved directory keeps its keys) and what
 reruns the stage and everything downstream of it.
 
 Placeholders in stage settings: `@base` (the recipe's model), `@curate` (the selected
-problems), `@distill` (the fine-tuning set), `@train` (the trained model).
+problems), `@pool` (the cleaned problems curation chose from), `@distill` (the fine-tuning
+set), `@train` (the trained model).
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from pydantic import Field, field_validator, model_validator
 from handful import tasks
 from handful.config import Config, EvalConfig, load_config
 from handful.curation.config import CurateConfig
+from handful.curation.pipeline import CLEANED
 from handful.distill import DistillConfig
 from handful.errors import ConfigError
 from handful.files import read_json, safe_name, settings_key
 from handful.layout import SEEDS, slug
 from handful.precision import PrecisionConfig
 from handful.scaling import ScaleConfig
-from handful.training.config import GRPOConfig, SFTConfig, preset_path, shipped_file
+from handful.study import StudyConfig
+from handful.training.config import GRPOConfig, SFTConfig, preset_path, shipped_file, trained_folder
 
 RUN_RECIPES = Path(__file__).resolve().parent / "recipes" / "runs"
 
@@ -73,6 +76,17 @@ class PrecisionStage(Config):
     study: PrecisionConfig = Field(default_factory=PrecisionConfig)
 
 
+class StudyStage(Config):
+    """A data-size curve and curated-against-random at equal size (`handful study`): the run's
+    training settings and teacher, trained on subsets of its curated set."""
+
+    eval: EvalConfig = Field(description="what every point is measured on; its model is each point's")
+    sizes: list[int] = Field(default_factory=lambda: [16, 64, 256], min_length=1)
+    random: list[int] = Field(default_factory=list, description="sizes at which random picks are trained too")
+    equal: str = Field(default="epochs", description="epochs or steps: what every point shares")
+    seed: int = 0
+
+
 class RunRecipe(Config):
     name: str = Field(description="the run's name: its default folder, runs/NAME")
     description: str = ""
@@ -83,6 +97,7 @@ class RunRecipe(Config):
     eval: EvalStage | None = None
     scale: ScaleStage | None = None
     precision: PrecisionStage | None = None
+    study: StudyStage | None = None
     release: dict[str, str] = Field(
         default_factory=dict, description="where the run's data, traces, model, code and write-up are published (URLs)"
     )
@@ -182,6 +197,8 @@ def plan(recipe: RunRecipe, seeds: dict[str, str] | None = None) -> list[Stage]:
         stages += _per_model("scale", recipe.scale.models, recipe.scale.sweep, seeds)
     if recipe.precision:
         stages += _per_model("precision", recipe.precision.models, recipe.precision.study, seeds)
+    if recipe.study:
+        stages.append(_study(recipe, seeds))
     names = {s.name for s in stages}
     for s in stages:
         missing = [n for n in s.needs if n not in names]
@@ -208,10 +225,28 @@ def _per_model(kind: str, models: list[str], settings, seeds: dict[str, str]) ->
     return stages
 
 
+def _study(recipe: RunRecipe, seeds: dict[str, str]) -> Stage:
+    if not (recipe.train and recipe.train.kind == "sft" and recipe.distill):
+        raise ConfigError(f"recipe {recipe.name}: study trains like the train stage: it needs distill and train: sft")
+    given = recipe.study
+    evaluation = given.eval.model_copy(update={"benchmarks": [seeds.get(b, b) for b in given.eval.benchmarks]})
+    random_picks = {"distill": recipe.distill.model_copy(update={"problems": "@pool"})} if given.random else {}
+    if given.random and not recipe.curate:
+        raise ConfigError(f"recipe {recipe.name}: study.random draws from curation's cleaned pool: add curate")
+    cfg = StudyConfig(
+        train=train_recipe(recipe),
+        eval=evaluation,
+        **given.model_dump(exclude={"eval"}),
+        **random_picks,
+    )
+    return Stage("study", "study", cfg, ["distill", *(["curate"] if given.random else [])])
+
+
 def unseeded(recipe: RunRecipe) -> list[str]:
     specs = [b for cfg in (recipe.eval.runs.values() if recipe.eval else []) for b in cfg.benchmarks]
     specs += recipe.scale.sweep.eval.benchmarks if recipe.scale else []
     specs += recipe.precision.study.eval.benchmarks if recipe.precision else []
+    specs += recipe.study.eval.benchmarks if recipe.study else []
     return [s for s in dict.fromkeys(specs) if s.startswith(tasks.SCHEME) and "seed" not in tasks.parse_spec(s)[1]]
 
 
@@ -230,11 +265,7 @@ def keys(stages: list[Stage]) -> dict[str, str]:
 
 def trained_model(out: Path, recipe: RunRecipe) -> Path:
     """Where the train stage leaves the model to evaluate (known before it runs)."""
-    cfg = train_recipe(recipe)
-    folder = out / "train"
-    if isinstance(cfg, GRPOConfig) and len(cfg.context_schedule) > 1:
-        folder = folder / f"stage-{len(cfg.context_schedule) - 1}"
-    return folder / ("adapter" if cfg.lora.enabled and not cfg.lora.merge else "model")
+    return trained_folder(train_recipe(recipe), out / "train")
 
 
 def placeholders(recipe: RunRecipe, out: Path) -> dict[str, str]:
@@ -242,6 +273,7 @@ def placeholders(recipe: RunRecipe, out: Path) -> dict[str, str]:
         "@base": recipe.model,
         "@curate": str(out / "curate" / "selected.jsonl"),
         "@distill": str(out / "distill" / "sft.jsonl"),
+        "@pool": str(out / "curate" / CLEANED),
     }
     if recipe.train:
         found["@train"] = str(trained_model(out, recipe))

@@ -8,7 +8,7 @@ rebuilds its benchmarks from its settings), then `samples.jsonl` and `scores.jso
 rewritten whole, each atomically, so that a kill leaves either the old file or the new one. A
 rerun after a kill finishes the job (samples already current change no verdict).
 
-DIR is an eval folder, a scale or precision folder (its points; the curve or the table is
+DIR is an eval folder, a scale, precision or study folder (its points; the curve or the table is
 computed again after), or a `handful run` directory (its eval stages and sweep points; the
 stage scores, the manifest, the report and the transparency score are brought up to date
 after).
@@ -146,22 +146,26 @@ def regrade(out: str | Path, workers: int = 2, timeout: float = 5.0) -> list[Reg
 
 
 def _sweeps(root: Path, folders: list[Path]) -> list[Path]:
-    """The scale and precision folders whose points were regraded (their curve or table is
+    """The scale, precision and study folders whose points were regraded (their curve or table is
     computed from the points' samples)."""
     from handful.outputs import SIGNS, SWEEPS
 
-    found = {f.parent.parent for f in folders if f.parent.name == "points"}
+    # A point's eval folder is points/NAME (scale, precision) or points/NAME/eval (study).
+    found = {p.parent for f in folders for p in f.parents if p.name == "points" and root in (p.parent, *p.parents)}
     return sorted(s for s in found if any((s / SIGNS[kind][0]).exists() for kind in SWEEPS))
 
 
 def _refresh_sweep(folder: Path) -> None:
     """Its curve or table computed again from the regraded points: every point resumes with
     nothing left to generate."""
-    from handful import precision, scaling
+    from handful import precision, scaling, study
 
     if (folder / precision.STUDY_FILE).exists():
         cfg = precision.PrecisionConfig.model_validate(read_json(folder / precision.STUDY_FILE, "study")["config"])
         precision.study(cfg, folder)
+    elif (folder / study.STUDY_FILE).exists():
+        cfg = study.StudyConfig.model_validate(read_json(folder / study.STUDY_FILE, "study")["config"])
+        study.run_points(cfg, folder)
     else:
         cfg = scaling.ScaleConfig.model_validate(read_json(folder / "curve.json", "curve")["config"])
         scaling.sweep(cfg, folder)

@@ -388,6 +388,68 @@ def _precision(view: RunView) -> str:
     return _section("precision", "Numeric precision", "".join(parts)) if parts else ""
 
 
+def _study(view: RunView) -> str:
+    from handful.study import BASE, STUDY_FILE
+
+    parts = []
+    for stage in view.of("study"):
+        found = stage.folder / STUDY_FILE
+        if not found.exists():
+            continue
+        result = read_json(found, "study")
+        points = result["points"]
+        pooled = {p["point"] for p in points if p["benchmark"] == "all of them"}
+        shown = [p for p in points if p["point"] not in pooled or p["benchmark"] == "all of them"]
+        series: dict[str, list] = {}
+        for p in shown:
+            sides = ["curated", "random"] if p["point"] == BASE else [p["selection"]]
+            for side in sides:  # the untrained model starts both lines, at 0 examples
+                name = f"{side} {p['benchmark']}"
+                series.setdefault(name, []).append((p["size"], p["accuracy"], tuple(p["ci95"])))
+        series = {k: v for k, v in series.items() if len(v) > 1}
+        rows = [
+            [
+                p["point"],
+                p["benchmark"],
+                p["size"],
+                p["steps"],
+                _ci(p),
+                _against_first(p["against_base"]),
+                _against_first(p["against_curated"]),
+            ]
+            for p in shown
+        ]
+        cfg = result["config"]
+        parts.append(
+            charts.line_chart(
+                "accuracy vs training examples",
+                series,
+                "training examples (log scale; 0 = the untrained model)",
+                "accuracy",
+                log_x=True,
+                y_range=(0, 1),
+                note=_n_note({p["problems"] for p in shown}),
+            )
+            + _table(
+                [
+                    "point",
+                    "benchmark",
+                    "training examples",
+                    "optimizer steps",
+                    "accuracy [95% CI]",
+                    "difference from the untrained model [paired 95% CI]; p",
+                    "random against curated at this size [paired 95% CI]; p",
+                ],
+                rows,
+            )
+            + f'<p class="note">Every point trains with the same settings and seed, for the same '
+            f"{escape(cfg['equal'])}; the curated points are nested (the smaller sets are the first examples "
+            "of the larger); random points draw the same number of problems from the pool curation chose from "
+            "and give them traces with the same teacher.</p>"
+        )
+    return _section("study", "How many examples", "".join(parts)) if parts else ""
+
+
 def _transparency(score: dict) -> str:
     dims = ", ".join(f"{d} {score['by_dimension'][d]}/{score['maximum'][d]}" for d in score["maximum"])
     rows = [
@@ -501,6 +563,7 @@ def render(out: str | Path) -> str:
         _scores(view),
         _scaling(view),
         _precision(view),
+        _study(view),
         _transparency(transparency.score(view, report_written=True)),
         _settings(view),
         browser,
@@ -515,6 +578,7 @@ def render(out: str | Path) -> str:
             ("scores", "scores"),
             ("scaling", "scaling"),
             ("precision", "precision"),
+            ("study", "examples"),
             ("transparency", "transparency"),
             ("settings", "settings"),
             ("browser", "samples"),

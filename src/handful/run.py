@@ -3,7 +3,7 @@
 The layout of the directory is `handful.layout`; the stages and their keys are
 `handful.recipe`. A stage recorded as done under the same key is skipped; under another key
 its folder is moved to OUT/superseded/ (finished work is never deleted) and it runs again, and
-with it every stage that reads it. An interrupted stage keeps its key and resumes: each stage
+with it every stage that reads it (a study moves aside and reruns only its changed points). An interrupted stage keeps its key and resumes: each stage
 resumes by itself. After the stages: the manifest, REPRODUCE.md, the report and the
 transparency score.
 """
@@ -124,7 +124,7 @@ def _run_recipe(recipe: RunRecipe, recipe_text: str, out: Path, on_stage) -> dic
             if on_stage:
                 on_stage(stage, "unchanged, skipped")
             continue
-        if record and record["key"] != key and folder.exists():
+        if record and record["key"] != key and folder.exists() and not STAGES[stage.kind].keys_points:
             aside = inside(out, out / SUPERSEDED / f"{stage.slug}-{record['key'][:10]}")
             inside(out, folder)
             if aside.exists():

@@ -28,6 +28,9 @@ class StageKind:
     function: str  # "module:function", run(cfg, out, **options)
     presets: str | None = None  # "module:function" turning a shipped preset name or a path into a file
     checkpoints: bool = False  # resumes from checkpoints, asked for with resume=True
+    # Keys its own points (a study): when its settings change, only the points that changed
+    # rerun, so `handful run` leaves its folder in place instead of moving it aside.
+    keys_points: bool = False
 
     @staticmethod
     def _load(path: str) -> Any:
@@ -71,6 +74,7 @@ STAGES: dict[str, StageKind] = {
         StageKind("eval", ("eval",), "handful.config:EvalConfig", "handful.evaluation:evaluate"),
         StageKind("scale", ("scale",), "handful.scaling:ScaleConfig", "handful.scaling:scale"),
         StageKind("precision", ("precision",), "handful.precision:PrecisionConfig", "handful.precision:precision"),
+        StageKind("study", ("study",), "handful.study:StudyConfig", "handful.study:study", keys_points=True),
     )
 }
 

@@ -30,6 +30,9 @@ from handful.files import RunDirectory, read_json, write_json
 from handful.records import Problem, Removal, read_jsonl, unique_ids, write_jsonl
 
 SELECTED, REMOVED, FUNNEL = "selected.jsonl", "removed.jsonl", "funnel.json"
+# The problems that passed the cleaning steps: what difficulty and selection chose from, and
+# where a random selection of the same size draws from (s1's ablation, `handful study`).
+CLEANED = "cleaned.jsonl"
 _DIGITS = re.compile(r"\d+")
 _ASY = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL)
 
@@ -299,6 +302,8 @@ def _curate(cfg: CurateConfig, out: Path, on_stage) -> list[dict]:
     all_removed: list[Removal] = []
     for number, (name, run) in enumerate(STAGES.items(), start=1):
         before = len(problems)
+        if name == "difficulty":  # the first step that chooses rather than cleans
+            write_jsonl(out / CLEANED, problems)
         if not getattr(cfg, name).enabled:
             funnel.append({"stage": name, "count": before, "skipped": True})
             continue

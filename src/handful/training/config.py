@@ -113,3 +113,11 @@ def shipped_file(kind: str, folder: Path, name_or_path: str | Path) -> Path:
 
 def preset_path(name_or_path: str | Path) -> Path:
     return shipped_file("training preset", RECIPES, name_or_path)
+
+
+def trained_folder(cfg: SFTConfig | GRPOConfig, folder: Path) -> Path:
+    """Where a training run in `folder` leaves the model to evaluate (known before it runs): the
+    merged model, or the adapter when it is kept apart; a GRPO context schedule's last stage."""
+    if isinstance(cfg, GRPOConfig) and len(cfg.context_schedule) > 1:
+        folder = folder / f"stage-{len(cfg.context_schedule) - 1}"
+    return folder / ("adapter" if cfg.lora.enabled and not cfg.lora.merge else "model")
