@@ -45,7 +45,7 @@ def stage(name, kind, config):
 
 
 def complete_manifest() -> dict:
-    """Everything a curate -> distill -> sft -> eval (base and trained) run records."""
+    """Everything a curate -> distill -> sft -> eval (base and trained) -> study run records."""
     teacher = {"model": "tiny", "engine": {"name": "program"}, "sampling": {"temperature": 0.0}}
     files = ["curate/funnel.json", "curate/selected.jsonl", "curate/removed.jsonl", "distill/stats.json"]
     files += ["distill/traces.jsonl", "distill/sft.jsonl", "REPRODUCE.md", "prompts/base.json"]
@@ -61,6 +61,7 @@ def complete_manifest() -> dict:
             stage("train", "sft", {"lr": 1e-5, "epochs": 1}),
             stage("eval/plain/base", "eval", {**EVAL, "model": "tiny"}),
             stage("eval/plain/trained", "eval", {**EVAL, "model": "train/model"}),
+            stage("study", "study", {"eval": {**EVAL, "model": "tiny"}, "sizes": [2, 4], "random": [2]}),
         ],
         "data": {
             "pools": {"dyn:addition?n=4&seed=1": {"source": "procedural generator", "license": "Apache-2.0"}},
@@ -84,7 +85,15 @@ def complete_manifest() -> dict:
     }
 
 
-def write_run(out: Path, manifest: dict, problems=("p1", "p2"), trained_problems=None, extra_metric=None) -> Path:
+def write_run(
+    out: Path,
+    manifest: dict,
+    problems=("p1", "p2"),
+    trained_problems=None,
+    extra_metric=None,
+    study_sizes=(2, 4),
+    study_problems=None,
+) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").write_text(json.dumps(manifest))
     (out / "report.html").write_text("<!DOCTYPE html>")
@@ -106,7 +115,39 @@ def write_run(out: Path, manifest: dict, problems=("p1", "p2"), trained_problems
             folder / "samples.jsonl",
             [Generation(problem_id=i, benchmark="dyn:addition", model=model, text="4") for i in ids],
         )
+    if any(s["name"] == "study" for s in manifest["stages"]):
+        write_study(out / "study", problems, study_sizes, study_problems)
     return out
+
+
+def write_study(folder: Path, problems, sizes, other=None) -> None:
+    """A study's points: the untrained model, curated sets of each size, random picks at the
+    smallest (evaluated on `other` problems if given)."""
+    named = [
+        ("base", "base", 0),
+        *((f"curated-{n}", "curated", n) for n in sizes),
+        (f"random-{sizes[0]}", "random", sizes[0]),
+    ]
+    points = []
+    for name, selection, size in named:
+        against = {"problems": len(problems), "baseline": f"curated-{size}"} if selection == "random" else None
+        points.append(
+            {
+                "point": name,
+                "selection": selection,
+                "size": size,
+                "benchmark": "dyn:addition",
+                "against_curated": against,
+            }
+        )
+        write_jsonl(
+            folder / "points" / name / "eval" / "samples.jsonl",
+            [
+                Generation(problem_id=i, benchmark="dyn:addition", model=name, text="4")
+                for i in (other if other and selection == "random" else problems)
+            ],
+        )
+    (folder / "study.json").write_text(json.dumps({"points": points, "config": {}}))
 
 
 def missing(result: dict) -> set[str]:
@@ -175,7 +216,12 @@ CASES = [
     ("a finished stage without its time", lambda m, run: m["stages"][2].pop("seconds_spent"), {"compute"}),
     ("machine not recorded", _set(["machine", "logical_cpus"], None), {"compute"}),
     ("train settings not recorded", _set(["stages", 2, "config"], None), {"hyperparameters"}),
-    ("one configuration only", _set(["recipe", "settings", "eval", "models"], ["@base"]), {"ablations"}),
+    (
+        "no ablation at all",
+        lambda m, run: (_drop_stage("study")(m, run), _drop_stage("eval/plain/base")(m, run)),
+        {"ablations"},
+    ),
+    ("study points on other problems", lambda m, run: run.update(study_problems=("p1", "p3")), {"consistent"}),
     ("no reason for the benchmarks", _set(["evaluation", "purpose"], "because"), {"benchmark_choice"}),
     ("a reported metric not defined", lambda m, run: run.update(extra_metric="mystery"), {"metrics_defined"}),
     (
@@ -195,6 +241,25 @@ CASES = [
     ("uncommitted source", _set(["handful", "git_dirty"], True), {"training_code", "evaluation_code"}),
     ("no REPRODUCE.md", _without_file("REPRODUCE.md"), {"guidance"}),
 ]
+
+
+# (what is taken away, how, the ablation points left of 4, the component then named as not ablated)
+PARTIAL = [
+    ("no study", _drop_stage("study"), 1, "data size"),
+    ("a curve of two sizes", lambda m, run: run.update(study_sizes=(4,)), 3, "data size"),
+    ("no base model evaluated", _drop_stage("eval/plain/base"), 3, "training"),
+    ("a budget never varied", _set(["stages", 4, "config", "budget", "max_thinking_tokens"], 8), 3, "test-time budget"),
+]
+
+
+@pytest.mark.parametrize("change,earned,named", [c[1:] for c in PARTIAL], ids=[c[0] for c in PARTIAL])
+def test_ablations_earn_points_for_each_component_ablated(tmp_path, change, earned, named):
+    manifest, run = copy.deepcopy(complete_manifest()), {}
+    change(manifest, run)
+    result = transparency.score(write_run(tmp_path, manifest, **run))
+    item = next(i for i in result["items"] if i["check"] == "ablations")
+    assert item["status"] == transparency.PARTIAL and item["earned"] == earned, item
+    assert f"not ablated: {named}" in item["evidence"]
 
 
 @pytest.mark.parametrize("change,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

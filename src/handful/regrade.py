@@ -164,8 +164,7 @@ def _refresh_sweep(folder: Path) -> None:
         cfg = precision.PrecisionConfig.model_validate(read_json(folder / precision.STUDY_FILE, "study")["config"])
         precision.study(cfg, folder)
     elif (folder / study.STUDY_FILE).exists():
-        cfg = study.StudyConfig.model_validate(read_json(folder / study.STUDY_FILE, "study")["config"])
-        study.run_points(cfg, folder)
+        study.recompute(folder)  # its trained points are not rebuilt, nor their models looked for
     else:
         cfg = scaling.ScaleConfig.model_validate(read_json(folder / "curve.json", "curve")["config"])
         scaling.sweep(cfg, folder)

@@ -179,6 +179,17 @@ def run_points(cfg: StudyConfig, out: Path) -> dict:
     return result
 
 
+def recompute(out: Path) -> dict:
+    """The curve again from the points' stored samples (after a regrade), training and
+    generating nothing: what each point is comes from study.json."""
+    result = read_json(out / STUDY_FILE, "study")
+    keep = ("selection", "size", "steps", "train_seconds")
+    facts = {p["point"]: {k: p[k] for k in keep} for p in result["points"]}
+    result["points"] = _curve(out, facts, result["config"]["eval"]["n"])
+    write_json(out / STUDY_FILE, result)
+    return result
+
+
 def _curve(out: Path, facts: dict[str, dict], n: int) -> list[dict]:
     """Each point's accuracy per benchmark and pooled, paired against the base model, and each
     random point paired against the curated point of the same size."""

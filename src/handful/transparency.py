@@ -22,7 +22,7 @@ from handful.layout import REPORT, REPRODUCE, TRANSPARENCY
 from handful.outputs import SWEEPS, RunView, StageView, read
 
 CHECKLIST = Path(__file__).resolve().parent / "data" / "transparency" / "checklist.json"
-MET, NOT_APPLICABLE, MISSING = "met", "not applicable", "missing"
+MET, NOT_APPLICABLE, MISSING, PARTIAL = "met", "not applicable", "missing", "partly met"
 
 
 def checklist() -> dict:
@@ -73,7 +73,8 @@ class Evidence:
         return bool(self.view.of("eval", *SWEEPS))
 
 
-Check = Callable[[Evidence], tuple[str, str]]  # (status, evidence or what is missing)
+# (status, evidence or what is missing), and for a partly met item the share of its points earned.
+Check = Callable[[Evidence], tuple[str, str] | tuple[str, str, float]]
 
 
 def _file_evidence(ev: Evidence, kind: str, name: str, what: str, release_key: str) -> tuple[str, str]:
@@ -284,20 +285,89 @@ def comparisons(ev: Evidence) -> list[str]:
     return found
 
 
-def ablations(ev: Evidence) -> tuple[str, str]:
-    if not ev.evaluates:
-        return NOT_APPLICABLE, "the run evaluates nothing"
-    found = comparisons(ev)
-    if not found:
-        return (
-            MISSING,
-            "one configuration only: evaluate @base beside @train, or a second eval run (e.g. without budget forcing)",
-        )
-    return (
-        MET,
-        "each compared on the same problems, paired: the difference with its 95 % interval and p-value in the report: "
-        + "; ".join(found),
+def _budgeted(cfg: dict) -> bool:
+    return any(
+        v for k, v in cfg.get("budget", {}).items() if k in ("min_thinking_tokens", "max_thinking_tokens", "max_waits")
     )
+
+
+def _study(ev: Evidence) -> dict | None:
+    from handful.study import STUDY_FILE
+
+    found = [s.folder / STUDY_FILE for s in ev.done("study")]
+    return read_json(found[0], "study") if found and found[0].exists() else None
+
+
+def _training_ablated(ev: Evidence) -> str | None:
+    for run, stages in ev.view.eval_runs().items():
+        models = {s.model for s in stages}
+        if "base" in models and "trained" in models:
+            return f"training: eval run {run}, base against trained on the same problems"
+    return None
+
+
+def _budget_ablated(ev: Evidence) -> str | None:
+    for s in ev.done("scale"):
+        if s.config and (s.folder / "curve.json").exists():
+            points = {p["point"] for p in read_json(s.folder / "curve.json", "curve")["points"]}
+            if len(points) > 1:
+                return f"test-time budget: {s.name or s.kind}, {len(points)} budgets on the same problems"
+    runs = {run: stages[0].config for run, stages in ev.view.eval_runs().items() if stages[0].config}
+    with_budget = [r for r, cfg in runs.items() if _budgeted(cfg)]
+    without = [r for r, cfg in runs.items() if not _budgeted(cfg)]
+    for a in with_budget:
+        for b in without:
+            shared = sorted(set(runs[a]["benchmarks"]) & set(runs[b]["benchmarks"]))
+            if shared:
+                return (
+                    f"test-time budget: eval runs {b} and {a}, without and with budget forcing on {', '.join(shared)}"
+                )
+    return None
+
+
+def _data_ablated(ev: Evidence, study: dict | None) -> str | None:
+    sizes = sorted({p["size"] for p in (study or {}).get("points", []) if p["selection"] in ("base", "curated")})
+    if len(sizes) >= 3:
+        return f"data size: {', '.join(map(str, sizes))} training examples (handful study)"
+    return None
+
+
+def _curation_ablated(ev: Evidence, study: dict | None) -> str | None:
+    sizes = sorted({p["size"] for p in (study or {}).get("points", []) if p.get("against_curated")})
+    if sizes:
+        return f"curation: curated against random picks at {', '.join(map(str, sizes))} examples (handful study)"
+    return None
+
+
+def ablations(ev: Evidence) -> tuple[str, str] | tuple[str, str, float]:
+    """Points for each component the run has that it also ablates: training (before against
+    after), the test-time budget (with against without, or a sweep), data size (a curve of at
+    least three sizes) and curation (against random picks of the same size). Two eval runs
+    alone are no ablation of a component that was never varied."""
+    study = _study(ev)
+    components = {}
+    if ev.trains:
+        components["training"] = _training_ablated(ev)
+        components["data size"] = _data_ablated(ev, study)
+        if ev.has("curate"):
+            components["curation"] = _curation_ablated(ev, study)
+    if any(_budgeted(cfg) for _, cfg in inference(ev)) or ev.has("scale"):
+        components["test-time budget"] = _budget_ablated(ev)
+    if not components:
+        return NOT_APPLICABLE, "the run has no component to ablate: it trains nothing and uses no test-time budget"
+    done = [found for found in components.values() if found]
+    missing = [name for name, found in components.items() if not found]
+    hints = {
+        "training": "evaluate @base beside @train in one eval run",
+        "data size": "a study: section with at least three sizes (handful study --sizes)",
+        "curation": "study.random: the same sizes drawn at random from the pool",
+        "test-time budget": "the same benchmarks with and without the budget, or a scale sweep",
+    }
+    text = "; ".join(done) + ("; " if done and missing else "")
+    text += "; ".join(f"not ablated: {name} ({hints[name]})" for name in missing)
+    if not missing:
+        return MET, "each paired on the same problems, with its interval in the report: " + text
+    return (PARTIAL if done else MISSING), text, len(done) / len(components)
 
 
 def benchmark_choice(ev: Evidence) -> tuple[str, str]:
@@ -360,7 +430,10 @@ def custom_metrics(ev: Evidence) -> tuple[str, str]:
 
 def consistent(ev: Evidence) -> tuple[str, str]:
     groups = {run: stages for run, stages in ev.view.eval_runs().items() if len(stages) > 1}
-    if not groups:
+    points = {
+        f"{s.name or s.kind} points": sorted(s.folder.glob("points/*/eval")) for s in ev.done("study")
+    }  # a study's points are compared with one another as pairs too
+    if not groups and not points:
         return (
             (NOT_APPLICABLE, "no baseline is compared")
             if ev.evaluates
@@ -377,10 +450,18 @@ def consistent(ev: Evidence) -> tuple[str, str]:
         ]
         if any(x != problem_sets[0] for x in problem_sets[1:]):
             return MISSING, f"eval run {run}: its models saw different problems"
+    for name, folders in points.items():
+        problem_sets = [
+            {(g.benchmark, g.problem_id) for g in read_jsonl(f / "samples.jsonl", Generation)}
+            for f in folders
+            if (f / "samples.jsonl").exists()
+        ]
+        if any(x != problem_sets[0] for x in problem_sets[1:]):
+            return MISSING, f"{name}: its points saw different problems"
     return (
         MET,
-        "within each eval run every model saw the same problems (checked sample by sample) with the same sampling, budget, grader and metrics: "
-        + ", ".join(groups),
+        "every model compared saw the same problems (checked sample by sample) with the same sampling, budget, grader and metrics: "
+        + ", ".join([*groups, *points]),
     )
 
 
@@ -513,8 +594,8 @@ def score(run: str | Path | RunView, report_written: bool = False) -> dict:
         raise RuntimeError("the checklist and its checks are out of step")
     items, by_dimension = [], {d: 0 for d in spec["dimensions"]}
     for item, check in zip(spec["items"], CHECKS):
-        status, evidence = check(ev)
-        earned = item["points"] if status in (MET, NOT_APPLICABLE) else 0
+        status, evidence, *share = check(ev)
+        earned = item["points"] if status in (MET, NOT_APPLICABLE) else round(item["points"] * share[0]) if share else 0
         by_dimension[item["dimension"]] += earned
         items.append({**item, "check": check.__name__, "status": status, "earned": earned, "evidence": evidence})
     return {
