@@ -86,7 +86,7 @@ def finished(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "tiny"
     study = {
         "eval": {"benchmarks": ["dyn:addition?digits=2&n=4"], "sampling": {"max_tokens": 8}},
-        "sizes": [2, 4, 8],
+        "sizes": [2, 4, 100],  # 100: more than the run curates, so the whole set, which the train stage trained on
         "random": [2],
     }
     recipe = tiny_recipe(tiny_model, description=f"pasted by mistake: {SECRET}", study=study)
@@ -108,6 +108,12 @@ def test_every_stage_runs_in_one_directory_and_is_recorded(finished):
         "study",
     ]
     assert list(state["stages"]) == names and all(s["status"] == "done" for s in state["stages"].values())
+    study = json.loads((out / "study" / "study.json").read_text())["points"]
+    whole = max(p["size"] for p in study)
+    trained = json.loads((out / "train" / "train.json").read_text())
+    assert whole == trained["train_samples"] + trained["validation_samples"]
+    assert not (out / "study" / "points" / f"curated-{whole}" / "train").exists()  # the train stage's model, reused
+    assert {p["steps"] for p in study if p["point"] == f"curated-{whole}"} == {trained["steps"]}
     for rel in (
         "curate/selected.jsonl",
         "curate/funnel.json",

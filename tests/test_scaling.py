@@ -92,3 +92,36 @@ def test_scale_cli_on_the_real_model(smollm2_path, tmp_path):
     assert "scaling slope" in out.stdout and (tmp_path / "curve.png").exists()
     curve = json.loads((tmp_path / "curve.json").read_text())
     assert [round(p["avg_thinking_tokens"]) <= p["max_thinking_tokens"] for p in curve["points"]] == [True, True]
+
+
+def _sample(pid: str, i: int, answer: str, correct: bool, tokens: int) -> Generation:
+    return Generation(
+        problem_id=pid,
+        benchmark="b",
+        sample_index=i,
+        model="m",
+        text=answer,
+        canonical=answer,
+        correct=correct,
+        completion_tokens=tokens,
+    )
+
+
+def test_sequential_is_paired_with_the_vote_of_matching_tokens():
+    from handful.scaling import matched
+
+    n = 4
+    # The smallest budget: 10 tokens a sample; problem p1's vote is right (3 of 4), p2's wrong.
+    small = [_sample("p1", i, "1" if i < 3 else "9", i < 3, 10) for i in range(n)]
+    small += [_sample("p2", i, "7" if i < 3 else "2", i == 3, 10) for i in range(n)]
+    # A larger budget at 40 tokens a sample: 4 x 10, so the vote of 4 is its match.
+    large = [_sample(p, i, "x", p == "p2", 40) for p in ("p1", "p2") for i in range(n)]
+    curve = [
+        {"point": "small", "benchmark": "b", "avg_tokens": 10.0},
+        {"point": "large", "benchmark": "b", "avg_tokens": 40.0},
+    ]
+    (found,) = matched(curve, {"small": small, "large": large}, n)
+    assert found["parallel"] == "maj@4 at small" and found["parallel_tokens"] == 40.0
+    c = found["comparison"]
+    # Parallel: p1 right, p2 wrong (0.5); sequential: p1 0/4, p2 4/4 (0.5); they swap on both problems.
+    assert c["baseline_accuracy"] == 0.5 and c["accuracy"] == 0.5 and c["better"] == 1 and c["worse"] == 1

@@ -117,24 +117,36 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
     return data
 
 
-def load_config(model: type[M], path: str | Path | None = None, overrides: Iterable[str] = ()) -> M:
+def read_yaml(path: str | Path) -> dict:
+    """A YAML file of settings as a mapping; every way it can be wrong named with the file."""
+    if Path(path).is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML file")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{at}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def load_config(
+    model: type[M], path: str | Path | None = None, overrides: Iterable[str] = (), data: dict | None = None
+) -> M:
+    """Settings from a YAML file (or `data` already read from it), then dotted overrides."""
     where = str(path) if path else "options"
-    data: dict = {}
-    if path is not None:
-        if Path(path).is_dir():
-            raise ConfigError(f"{path}: is a directory, expected a YAML file")
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such file") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f":{mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}{at}: not valid YAML: {getattr(e, 'problem', e)}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    if data is not None:
+        data = dict(data)
+    elif path is not None:
+        data = read_yaml(path)
+    else:
+        data = {}
     data = apply_overrides(data, overrides)
     try:
         return model.model_validate(data)

@@ -22,7 +22,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from handful import tasks
-from handful.config import Config, EvalConfig, load_config
+from handful.config import Config, EvalConfig, load_config, read_yaml
 from handful.curation.config import CurateConfig
 from handful.curation.pipeline import CLEANED
 from handful.distill import DistillConfig
@@ -119,9 +119,36 @@ def recipe_file(name_or_path: str | Path) -> Path:
     return shipped_file("run recipe", RUN_RECIPES, name_or_path)
 
 
+def _merged(base: dict, over: dict) -> dict:
+    """`over` on top of `base`: mappings merge key by key, anything else is replaced."""
+    found = dict(base)
+    for key, value in over.items():
+        found[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return found
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A recipe's settings, with those of the recipe it `extends` (a shipped name or a file)
+    underneath them."""
+    data = read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    base = recipe_file(parent)
+    if base.resolve() in seen or base.resolve() == path.resolve():
+        raise ConfigError(f"{path}: extends {parent}, which extends it back")
+    return _merged(_read(base, (*seen, path.resolve())), data)
+
+
 def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> tuple[RunRecipe, str]:
+    """The recipe and its text as a run stores it: the file itself, or, for a recipe that
+    extends another, the whole merged recipe (so that the run's recipe.yaml stands alone)."""
     path = recipe_file(name_or_path)
-    return load_config(RunRecipe, path, overrides), path.read_text(encoding="utf-8")
+    data = _read(path)
+    text = path.read_text(encoding="utf-8")
+    if "extends" in read_yaml(path):
+        text = f"# {path.name}, merged with the recipe it extends\n" + yaml.safe_dump(data, sort_keys=False)
+    return load_config(RunRecipe, path, overrides, data=data), text
 
 
 @dataclass
@@ -236,10 +263,11 @@ def _study(recipe: RunRecipe, seeds: dict[str, str]) -> Stage:
     cfg = StudyConfig(
         train=train_recipe(recipe),
         eval=evaluation,
+        whole="@train",  # the train stage is the point at the whole set's size
         **given.model_dump(exclude={"eval"}),
         **random_picks,
     )
-    return Stage("study", "study", cfg, ["distill", *(["curate"] if given.random else [])])
+    return Stage("study", "study", cfg, ["distill", "train", *(["curate"] if given.random else [])])
 
 
 def unseeded(recipe: RunRecipe) -> list[str]:

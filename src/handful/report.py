@@ -315,6 +315,7 @@ def _scaling(view: RunView) -> str:
                 ]
             )
         label = stage.model or curve_file.parent.name
+        parts.append(_sequential_parallel(label, curve))
         parts.append(
             charts.line_chart(
                 f"{label}: accuracy vs thinking tokens",
@@ -339,6 +340,52 @@ def _scaling(view: RunView) -> str:
             )
         )
     return _section("scaling", "Test-time scaling", "".join(parts)) if parts else ""
+
+
+def _sequential_parallel(label: str, curve: dict) -> str:
+    """Budget forcing against majority voting at about the same generated tokens per problem."""
+    if not curve.get("matched"):
+        return ""
+    points = curve["points"]
+    first = points[0]["point"]
+    series: dict[str, list] = {}
+    for p in points:
+        series.setdefault(f"budget forcing, 1 sample: {p['benchmark']}", []).append(
+            (p["avg_tokens"], p["accuracy"], tuple(p["ci95"]))
+        )
+        if p["point"] == first:
+            for k, value in p["maj@k"].items():
+                series.setdefault(f"majority of k at {first}: {p['benchmark']}", []).append(
+                    (int(k) * p["avg_tokens"], value, None)
+                )
+    rows = [
+        [
+            m["benchmark"],
+            f"{m['sequential']} ({m['sequential_tokens']:.0f} tokens)",
+            f"{m['parallel']} ({m['parallel_tokens']:.0f} tokens)",
+            _difference(Comparison.model_validate(m["comparison"])),
+            _verdict(Comparison.model_validate(m["comparison"])),
+        ]
+        for m in curve["matched"]
+    ]
+    return charts.line_chart(
+        f"{label}: sequential (budget) against parallel (votes) thinking",
+        series,
+        "generated tokens per problem (log scale)",
+        "accuracy",
+        log_x=True,
+        y_range=(0, 1),
+        note=_n_note({m["comparison"]["problems"] for m in curve["matched"]}),
+    ) + _table(
+        [
+            "benchmark",
+            "sequential: a larger budget",
+            "parallel: majority vote at the smallest budget",
+            "sequential minus parallel [paired 95% CI]; p",
+            "what the difference says",
+        ],
+        rows,
+    )
 
 
 def _precision(view: RunView) -> str:

@@ -19,11 +19,12 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from handful.comparison import compare_samples
+from handful.comparison import compare, compare_samples
 from handful.config import Config, EvalConfig
 from handful.errors import ConfigError
 from handful.evaluation import SAMPLES_FILE, evaluate, seed_benchmarks
 from handful.files import RunDirectory, write_json
+from handful.metrics import group_by_problem, majority_correct, per_problem
 from handful.records import Generation, read_jsonl
 
 
@@ -68,6 +69,47 @@ def slope(curve: list[dict]) -> float | None:
     return sum(steps) / len(steps) if steps else None
 
 
+def matched(curve: list[dict], samples: dict[str, list[Generation]], n: int) -> list[dict]:
+    """Sequential against parallel thinking at about the same tokens (s1's comparison, disputed
+    by its users): each larger budget, one sample per problem, against a majority vote of k
+    samples at the smallest budget, for the k whose tokens per problem come closest. Paired by
+    problem: a budget point's per-problem accuracy is its share of correct samples."""
+    first = curve[0]["point"]
+    found = []
+    for bench in dict.fromkeys(p["benchmark"] for p in curve):
+        mine = {p["point"]: p for p in curve if p["benchmark"] == bench}
+        votes = group_by_problem([g for g in samples[first] if g.benchmark == bench], n)
+        for name, point in mine.items():
+            if name == first:
+                continue
+            k = min(range(1, n + 1), key=lambda k: abs(k * mine[first]["avg_tokens"] - point["avg_tokens"]))
+            if k == 1:
+                continue  # one sample at the smallest budget is the curve's own comparison
+            parallel = {
+                pid: float(majority_correct(sorted(gs, key=lambda g: g.sample_index)[:k])) for pid, gs in votes.items()
+            }
+            sequential = per_problem([g for g in samples[name] if g.benchmark == bench], n)
+            c = compare(
+                parallel,
+                sequential,
+                benchmark=bench,
+                baseline=f"maj@{k} at {first}",
+                compared=name,
+                single_sample=False,
+            )
+            found.append(
+                {
+                    "benchmark": bench,
+                    "sequential": name,
+                    "sequential_tokens": point["avg_tokens"],
+                    "parallel": f"maj@{k} at {first}",
+                    "parallel_tokens": k * mine[first]["avg_tokens"],
+                    "comparison": c.model_dump(mode="json"),
+                }
+            )
+    return found
+
+
 def scale(cfg: ScaleConfig, out: str | Path) -> dict:
     with RunDirectory(out) as folder:
         return sweep(cfg, folder)
@@ -79,11 +121,13 @@ def sweep(cfg: ScaleConfig, out: Path) -> dict:
     # Every point must see the same fresh problems: seeds are fixed once, by the first point.
     cfg = cfg.model_copy(update={"eval": seed_benchmarks(cfg.eval, out / "points" / points(cfg)[0][0])})
     first: tuple[str, list[Generation]] | None = None
+    every: dict[str, list[Generation]] = {}
     for name, budget in points(cfg):
         point_cfg = cfg.eval.model_copy(update={"n": n, "budget": cfg.eval.budget.model_copy(update=budget)})
         scores = evaluate(point_cfg, out / "points" / name)
         samples = read_jsonl(out / "points" / name / SAMPLES_FILE, Generation)
         first = first or (name, samples)
+        every[name] = samples
         # Every point against the first (the smallest budget), on the same problems: paired.
         against = {
             c.benchmark: c.model_dump(mode="json")
@@ -100,6 +144,7 @@ def sweep(cfg: ScaleConfig, out: Path) -> dict:
                     "benchmark": bench,
                     **budget,
                     "avg_thinking_tokens": s.avg_thinking_tokens,
+                    "avg_tokens": sum(g.completion_tokens for g in mine) / len(mine),
                     "accuracy": s.accuracy,
                     "ci95": list(s.ci95),
                     "maj@k": {k: s.maj_at_k[k] for k in map(str, cfg.votes) if k in s.maj_at_k},
@@ -118,7 +163,12 @@ def sweep(cfg: ScaleConfig, out: Path) -> dict:
         }
         for b in benchmarks
     }
-    result = {"points": curve, "summary": summary, "config": cfg.model_dump(mode="json")}
+    result = {
+        "points": curve,
+        "summary": summary,
+        "matched": matched(curve, every, n) if n > 1 else [],
+        "config": cfg.model_dump(mode="json"),
+    }
     write_json(out / "curve.json", result)
     plot(curve, out / "curve.png", f"{cfg.eval.model}: accuracy vs thinking tokens")
     return result

@@ -60,6 +60,11 @@ class StudyConfig(Config):
         default=None,
         description="where random picks come from (its problems: e.g. curation's cleaned pool) and their teacher",
     )
+    whole: str | None = Field(
+        default=None,
+        description="a model already trained on the whole curated set with these settings (a run's train stage): "
+        "the point of that size evaluates it instead of training again",
+    )
     equal: Literal["epochs", "steps"] = Field(
         default="epochs", description="every point trains the same epochs, or as many steps as the largest"
     )
@@ -98,10 +103,18 @@ def _supersede(out: Path, folder: Path, key: str) -> None:
     log.info("%s: its settings changed; the earlier results moved to %s", folder.name, aside)
 
 
-def _point(out: Path, name: str, train: SFTConfig | None, data: list[str] | None, evaluation: EvalConfig) -> dict:
-    """One point: its fine-tuning set written, the model trained (resuming), then evaluated."""
+def _point(
+    out: Path,
+    name: str,
+    train: SFTConfig | None,
+    data: list[str] | None,
+    evaluation: EvalConfig,
+    whole: str | None = None,
+) -> dict:
+    """One point: its fine-tuning set written, the model trained (resuming) unless `whole`
+    already is that model, then evaluated."""
     folder = out / "points" / name
-    body = {"eval": evaluation.model_dump(mode="json", exclude={"model"})}
+    body = {"eval": evaluation.model_dump(mode="json", exclude={"model"}), "whole": whole}
     if train is not None:
         body["train"] = train.model_dump(mode="json", exclude={"data"})
         body["data"] = hashlib.sha256("\n".join(data).encode()).hexdigest()
@@ -112,11 +125,16 @@ def _point(out: Path, name: str, train: SFTConfig | None, data: list[str] | None
     folder.mkdir(parents=True, exist_ok=True)
     write_json(record, {"key": key, "name": name})
     model = evaluation.model
-    if train is not None:
+    trained = folder / "train"
+    if whole is not None:
+        model, trained = whole, Path(whole).parent
+        if not (trained / "train.json").exists():
+            raise ConfigError(f"study.whole: {whole} is not a finished training run's model (no train.json beside it)")
+        log.info("%s: the model trained on the whole set, %s", name, whole)
+    elif train is not None:
         from handful.training.sft import train_sft
 
         write_text(folder / "sft.jsonl", "\n".join(data) + "\n")
-        trained = folder / "train"
         if not (trained / "train.json").exists():
             resume = any((trained / "checkpoints").glob("checkpoint-*"))
             log.info("%s: training on %d examples%s", name, len(data), " (resuming)" if resume else "")
@@ -124,7 +142,7 @@ def _point(out: Path, name: str, train: SFTConfig | None, data: list[str] | None
         model = str(trained_folder(train, trained))
     log.info("%s: evaluating", name)
     evaluate(evaluation.model_copy(update={"model": model}), folder / "eval")
-    train_record = read_json(folder / "train" / "train.json", "training record") if train is not None else {}
+    train_record = read_json(trained / "train.json", "training record") if train is not None else {}
     return {"steps": train_record.get("steps", 0), "train_seconds": train_record.get("seconds")}
 
 
@@ -173,7 +191,13 @@ def run_points(cfg: StudyConfig, out: Path) -> dict:
             data = [curated[i] for i in sorted(order[:size])]
         elif selection == "random":
             data = _random_set(cfg, out, size)
-        facts[name] = {"selection": selection, "size": len(data or []), **_point(out, name, settings, data, evaluation)}
+        # The whole set's model is reused only if the point would train exactly as it did.
+        whole = cfg.whole if selection == "curated" and size == len(curated) and train is cfg.train else None
+        facts[name] = {
+            "selection": selection,
+            "size": len(data or []),
+            **_point(out, name, settings, data, evaluation, whole),
+        }
     result = {"points": _curve(out, facts, evaluation.n), "config": cfg.model_dump(mode="json")}
     write_json(out / STUDY_FILE, result)
     return result
