@@ -255,14 +255,19 @@ def test_gpu_recipes_resolve_in_a_dry_run(name, accelerate, numbers, tmp_path):
 
 def test_every_shipped_recipe_loads_and_the_demo_has_all_stages():
     names = sorted(p.stem for p in RUN_RECIPES.glob("*.yaml"))
-    assert names == ["deepscaler-1.5b", "demo-cpu", "limo-qwen2.5-32b", "s1k-qwen2.5-32b"]
+    assert names == ["deepscaler-1.5b", "demo-cpu", "demo-cpu-full", "limo-qwen2.5-32b", "s1k-qwen2.5-32b"]
     demo, _ = load_recipe("demo-cpu")
     assert (
         demo.curate.difficulty.enabled
         and demo.distill.teacher.engine.name == "program"
         and demo.train.preset == "sft-cpu-small"
     )
-    assert set(demo.eval.models) == {"@base", "@train"} and any(cfg.budget.active for cfg in demo.eval.runs.values())
+    assert set(demo.eval.models) == {"@base", "@train"} and set(demo.scale.models) == {"@base", "@train"}
+    assert any("probes" in b for cfg in demo.eval.runs.values() for b in cfg.benchmarks)
+    full, text = load_recipe("demo-cpu-full")
+    assert full.name == "demo-cpu-full" and full.eval == demo.eval and full.train == demo.train  # extended
+    assert len(full.study.sizes) >= 3 and full.study.random and full.precision is not None
+    assert "\nextends:" not in text and "study:" in text and "curate:" in text  # stored whole
 
 
 def test_a_recipe_reading_a_stage_it_does_not_run_is_refused(tiny_model, tmp_path):

@@ -1091,9 +1091,16 @@ def run_command(
 
 
 @app.command()
-def demo(out: RunOut = None) -> None:
-    """The whole recipe on this CPU in minutes (the demo-cpu recipe): before/after with intervals, and a report."""
-    done = _run("demo-cpu", out, False, None)
+def demo(
+    out: RunOut = None,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Also the data-size curve, curated against random picks, and the precision table."),
+    ] = False,
+) -> None:
+    """The whole recipe on this CPU in minutes (the demo-cpu recipe): before/after with intervals, out-of-distribution
+    probes, the budget curve before and after, and a report."""
+    done = _run("demo-cpu-full" if full else "demo-cpu", out, False, None)
     _print_comparisons(done)
     console.print(visible(f"report: {(done / 'report.html').resolve()}"))
 
