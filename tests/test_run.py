@@ -494,3 +494,19 @@ def test_bad_recipes_name_what_is_wrong(tmp_path):
     path.write_text(yaml.safe_dump({"name": "bad", "train": {"kind": "ppo"}}))
     with pytest.raises(ConfigError, match=r"bad.yaml: train.kind: Input should be 'sft' or 'grpo'"):
         load_recipe(path)
+
+
+def test_a_recipe_extends_another_and_a_circle_is_refused(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: demo-cpu\nname: child\ntrain: {settings: {epochs: 2}}\n")
+    recipe, text = load_recipe(child)
+    demo, _ = load_recipe("demo-cpu")
+    assert recipe.name == "child" and recipe.train.settings["epochs"] == 2 and recipe.train.preset == demo.train.preset
+    assert recipe.curate == demo.curate and "\nextends:" not in text
+    (tmp_path / "a.yaml").write_text(f"extends: {tmp_path / 'b.yaml'}\nname: a\n")
+    (tmp_path / "b.yaml").write_text(f"extends: {tmp_path / 'a.yaml'}\nname: b\n")
+    with pytest.raises(ConfigError, match="extends it back"):
+        load_recipe(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: no-such-recipe\nname: c\n")
+    with pytest.raises(ConfigError, match="no-such-recipe"):
+        load_recipe(tmp_path / "c.yaml")

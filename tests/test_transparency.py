@@ -206,6 +206,7 @@ CASES = [
     ("no trace statistics", _without_file("distill/stats.json"), {"data_characteristics"}),
     ("no removals", _without_file("curate/removed.jsonl"), {"data_selection"}),
     ("curate settings not recorded", _set(["stages", 0, "config"], None), {"data_selection"}),
+    ("distill never finished", _set(["stages", 1, "status"], "started"), {"long_thought_workflow"}),
     ("training data not selected by the run", _drop_stage("curate"), {"data_selection", "long_thought_workflow"}),
     ("distill settings not recorded", _set(["stages", 1, "config"], None), {"synthetic_data"}),
     ("no traces", _without_file("distill/traces.jsonl"), {"synthetic_data", "long_thought_data"}),

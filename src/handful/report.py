@@ -292,16 +292,22 @@ def _against_first(found: dict | None) -> str:
 
 
 def _scaling(view: RunView) -> str:
-    parts = []
+    """One budget curve per model in one chart (before and after fine-tuning side by side), each
+    model's points against its smallest budget, and the models against the first at each budget."""
+    series: dict[str, list] = {}
+    parts, sizes, curves = [], set(), {}
     for stage in view.of("scale"):
         curve_file = stage.folder / "curve.json"
         if not curve_file.exists():
             continue
         curve = read_json(curve_file, "curve")
-        series: dict[str, list] = {}
-        rows, sizes = [], set()
+        label = stage.model or curve_file.parent.name
+        curves[label] = stage.folder
+        rows = []
         for p in curve["points"]:
-            series.setdefault(p["benchmark"], []).append((p["avg_thinking_tokens"], p["accuracy"], tuple(p["ci95"])))
+            series.setdefault(f"{label} {p['benchmark']}", []).append(
+                (p["avg_thinking_tokens"], p["accuracy"], tuple(p["ci95"]))
+            )
             sizes.add((p.get("against_first") or {}).get("problems"))
             rows.append(
                 [
@@ -314,18 +320,9 @@ def _scaling(view: RunView) -> str:
                     _against_first(p.get("against_first")),
                 ]
             )
-        label = stage.model or curve_file.parent.name
         parts.append(_sequential_parallel(label, curve))
         parts.append(
-            charts.line_chart(
-                f"{label}: accuracy vs thinking tokens",
-                series,
-                "average thinking tokens per sample (log scale)",
-                "accuracy",
-                log_x=True,
-                y_range=(0, 1),
-                note=_n_note(sizes),
-            )
+            f"<h3>{escape(label)}</h3>"
             + _table(
                 [
                     "point",
@@ -339,7 +336,40 @@ def _scaling(view: RunView) -> str:
                 rows,
             )
         )
-    return _section("scaling", "Test-time scaling", "".join(parts)) if parts else ""
+    if not series:
+        return ""
+    chart = charts.line_chart(
+        "accuracy vs thinking tokens, per model" if len(curves) > 1 else "accuracy vs thinking tokens",
+        series,
+        "average thinking tokens per sample (log scale)",
+        "accuracy",
+        log_x=True,
+        y_range=(0, 1),
+        note=_n_note(sizes),
+    )
+    return _section("scaling", "Test-time scaling", chart + _between_models(curves) + "".join(parts))
+
+
+def _between_models(curves: dict[str, Path]) -> str:
+    """Each model against the first (e.g. trained against base) at every budget both ran, paired."""
+    from handful.evaluation import SAMPLES_FILE
+
+    if len(curves) < 2:
+        return ""
+    (first, folder), *others = curves.items()
+    rows = []
+    for label, other in others:
+        for point in sorted(p.name for p in (folder / "points").iterdir() if (other / "points" / p.name).exists()):
+            a = read_jsonl(folder / "points" / point / SAMPLES_FILE, Generation)
+            b = read_jsonl(other / "points" / point / SAMPLES_FILE, Generation)
+            n = (max(g.sample_index for g in a) + 1, max(g.sample_index for g in b) + 1)
+            for c in compare_samples(a, b, *n, baseline=first, compared=label):
+                rows.append([point, c.benchmark, _difference(c), _verdict(c)])
+    if not rows:
+        return ""
+    return f"<h3>each model against {escape(first)} at each budget</h3>" + _table(
+        ["budget point", "benchmark", "difference [paired 95% CI]; p", "what the difference says"], rows
+    )
 
 
 def _sequential_parallel(label: str, curve: dict) -> str:

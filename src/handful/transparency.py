@@ -222,6 +222,10 @@ def long_thought_workflow(ev: Evidence) -> tuple[str, str]:
             MISSING,
             f"the training data did not come through this run's {' and '.join(missing)} stage: its workflow is not recorded",
         )
+    # A stage that is named but never finished records no workflow.
+    unfinished = [name for name in ("curate", "distill") if ev.has(name) and not ev.done(name)]
+    if unfinished:
+        return MISSING, f"the {' and '.join(unfinished)} stage has not finished: its outputs are not all recorded"
     return (
         MET,
         "pool -> curation stages (funnel, removals) -> teacher traces with rejection sampling -> fine-tuning set, each stage's settings and outputs recorded",
