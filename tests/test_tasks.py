@@ -184,8 +184,9 @@ def run(*args):
 def test_cli_lists_and_samples(tmp_path):
     listed = run("tasks", "--json")
     assert listed.returncode == 0
-    names = {row["name"] for row in json.loads(listed.stdout)}
-    assert names == set(tasks.TASKS) | {"probes"}
+    both = json.loads(listed.stdout)
+    assert {row["name"] for row in both["handful"]} == set(tasks.TASKS) | {"probes"}
+    assert "rg/basic_arithmetic" in {row["name"] for row in both["reasoning_gym"]}
     out = tmp_path / "sys.jsonl"
     done = run("tasks", "sample", "system", "--n", "5", "--seed", "3", "--difficulty", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr

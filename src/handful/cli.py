@@ -159,8 +159,11 @@ def tasks_list(
             "about": "out-of-domain probes: " + ", ".join(f"{n} {d}" for n, d in PROBES),
         }
     )
+    from handful.tasks import gym
+
+    found = gym.listing() if gym.available() else []
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"handful": rows, "reasoning_gym": found}, indent=2) + "\n")
         return
     table = Table("name", "difficulty knob", "default", "range", "about")
     for r in rows:
@@ -175,6 +178,23 @@ def tasks_list(
     console.print(
         visible(
             "As a benchmark: --benchmark 'dyn:NAME?KNOB=V&n=N&seed=S' (no seed: a fresh one, printed). As a teacher: --engine program."
+        )
+    )
+    if not found:
+        console.print(visible(f"Reasoning Gym's datasets (dyn:rg/NAME) are listed here once installed: {gym.INSTALL}"))
+        return
+    gyms = Table("reasoning-gym dataset", "settings (default)")
+    for r in found:
+        gyms.add_row(
+            visible(r["name"]), visible(", ".join(f"{s['name']}={json.dumps(s['default'])}" for s in r["settings"]))
+        )
+    console.print(gyms)
+    console.print(
+        visible(
+            "As a benchmark, pool or GRPO prompts: 'dyn:rg/NAME?n=N&seed=S&SETTING=V' or "
+            "'dyn:rg-mix?tasks=A,B,C&n=N' (each with its defaults); lists are comma-separated, a '+' is written %2B. "
+            "Graded by the dataset's own verifier: full credit is correct, part of it 'partial'. No traces: the "
+            "program teacher and SFT work from handful's own tasks above."
         )
     )
 
@@ -223,7 +243,7 @@ def grade(
         rows = grade_file(input, output, cfg.workers, cfg.timeout)
     counts = Counter(r["outcome"] for r in rows)
     table = Table("outcome", "count", "share")
-    for outcome in ("correct", "incorrect", "no_answer", "unparseable_gold", "timeout"):
+    for outcome in ("correct", "partial", "incorrect", "no_answer", "unparseable_gold", "timeout"):
         table.add_row(visible(outcome), str(counts[outcome]), f"{counts[outcome] / len(rows):.1%}")
     console.print(table)
     console.print(visible(f"accuracy {counts['correct'] / len(rows):.4f} over {len(rows)} answers"))

@@ -29,6 +29,7 @@ from handful.metrics import MemorisationGap, Score, Scores, difference_ci, per_p
 from handful.models import resolve
 from handful.prompts import messages, render
 from handful.records import Generation, Posed, Problem, RecordStore, read_jsonl, write_jsonl
+from handful.tasks import gym
 from handful.terminal import visible
 
 RUN_FILE, SAMPLES_FILE, SCORES_FILE = "run.json", "samples.jsonl", "scores.json"
@@ -173,6 +174,7 @@ def grade_generations(
                 choices,
                 (spec.think_open, spec.think_close),
                 g.finish_reason == "length",
+                gym.handle(p),
             )
         )
     return [
@@ -183,6 +185,7 @@ def grade_generations(
                 "outcome": r.outcome,
                 "correct": r.correct,
                 "grader": GRADER_VERSION,
+                **({"metadata": {**g.metadata, "score": r.score}} if r.score is not None else {}),
             }
         )
         for g, r in zip(generations, grader.grade(requests))

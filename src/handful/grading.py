@@ -71,6 +71,7 @@ class GradeRequest:
     choices: tuple[str, ...] | None = None
     thinking_delimiters: tuple[str, str] = ("<think>", "</think>")
     truncated: bool = False  # cut at the token limit: its last number is no answer
+    verifier: str | None = None  # answer format "rg": the reasoning-gym entry to score against (tasks.gym.handle)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Grade:
     extracted: str | None
     canonical: str | None
     method: str
+    score: float | None = None  # answer format "rg": the verifier's score in [0, 1]; only 1 is correct
 
 
 class _Deadline(BaseException):
@@ -230,8 +232,24 @@ def check(request: GradeRequest) -> Grade:
         ok, _ = countdown.verify(found.answer, request.choices or (), request.gold)
         canonical = request.gold if ok else countdown.normalise(found.answer).replace(" ", "")
         return Grade("correct" if ok else "incorrect", ok, found.answer, canonical, found.method)
+    if request.answer_format == "rg":
+        return _check_gym(request, found.answer, found.method)
     outcome, ok, canonical = _check_math(request.gold, found.answer, request.answer_format == "integer")
     return Grade(outcome, ok, found.answer, canonical, found.method)
+
+
+def _check_gym(request: GradeRequest, answer: str, method: str) -> Grade:
+    """The dataset's own verifier. Full credit is correct, part of it "partial" (the score kept),
+    so that accuracy keeps one meaning across benchmarks."""
+    from handful.tasks import gym
+
+    if not request.verifier:
+        raise ValueError("answer format rg needs the problem's verifier (its reasoning-gym entry)")
+    value = gym.score(request.verifier, answer)
+    outcome = "correct" if value >= 1.0 else "partial" if value > 0 else "incorrect"
+    # Votes count answers the verifier accepts as one: the reference.
+    canonical = request.gold if value >= 1.0 else answer.strip()
+    return Grade(outcome, value >= 1.0, answer, canonical, f"{method}+rg", score=value)
 
 
 def _timed_out(request: GradeRequest) -> Grade:
@@ -267,7 +285,7 @@ def readable(request: GradeRequest) -> Grade:
     gold = request.gold.strip()
     if not gold:
         return Grade("unparseable_gold", False, None, None, "empty")
-    if request.answer_format in ("choice", "countdown") or (
+    if request.answer_format in ("choice", "countdown", "rg") or (
         request.answer_format == "integer" and _as_int(gold) is not None
     ):
         return Grade("correct", True, gold, gold, "format")

@@ -22,8 +22,8 @@ from handful.files import redact, write_whole
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["correct", "incorrect", "no_answer", "unparseable_gold", "timeout"]
-AnswerFormat = Literal["math", "integer", "choice", "countdown"]
+Outcome = Literal["correct", "partial", "incorrect", "no_answer", "unparseable_gold", "timeout"]
+AnswerFormat = Literal["math", "integer", "choice", "countdown", "rg"]
 
 
 class Record(BaseModel):

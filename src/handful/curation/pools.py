@@ -127,7 +127,7 @@ def load_pool(spec: str) -> list[Problem]:
         n = params.get("n", tasks.DEFAULT_N)
         if n > tasks.MAX_N:
             raise ConfigError(f"pool {spec!r}: n={n} is more than {tasks.MAX_N} problems to draw; lower n")
-        return tasks.sample(name, n, params.get("seed", 0), params.get("difficulty"))
+        return tasks.load(tasks.canonical_spec(name, {**params, "seed": params.get("seed", 0)}))
     if spec.endswith((".jsonl", ".jsonl.gz")):
         return load_benchmark(spec)  # Problem records, e.g. from `handful tasks sample`
     return lookup("pool", POOLS, spec)()

@@ -1,5 +1,7 @@
 """Procedural tasks: seeded generators of problems with exact answers and step-by-step traces.
 
+Reasoning Gym's datasets join them as `dyn:rg/NAME` and `dyn:rg-mix` (`tasks/gym.py`), without traces.
+
 Used three ways: as benchmarks drawn fresh for every seed (`dyn:addition?digits=12&n=200&seed=7`),
 so a score cannot come from memorised test items; as out-of-domain probes (`dyn:probes`);
 and as a teacher that is always right (the `program` engine), so the whole recipe runs on a
@@ -16,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from handful.errors import ConfigError, lookup
 from handful.records import Problem
-from handful.tasks import algebra, arithmetic, countdown, word
+from handful.tasks import algebra, arithmetic, countdown, gym, word
 from handful.tasks.core import Task, Worked, conclusion
 
 TASKS: dict[str, Task] = {
@@ -216,10 +218,64 @@ def sample(
     return [problem(task, spec.default if difficulty is None else difficulty, seed, i) for i in chosen]
 
 
+def _gym(name: str) -> bool:
+    return name.startswith(gym.PREFIX) or name == gym.MIX
+
+
+def _parse_gym(spec: str, name: str, query: str) -> tuple[str, dict]:
+    """`dyn:rg/DATASET?n=..&seed=..&SETTING=..` or `dyn:rg-mix?tasks=a,b&n=..&seed=..`: n and seed
+    as integers, the settings as given (checked against the dataset here)."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True) if query else []
+    except ValueError:
+        raise ConfigError(f"benchmark {spec!r}: parameters must be written KEY=VALUE joined by '&'") from None
+    params: dict = {}
+    given: dict[str, str] = {}
+    for key, value in pairs:
+        if key in ("n", "size", "seed"):
+            try:
+                params["n" if key == "size" else key] = int(value)
+            except ValueError:
+                raise ConfigError(f"benchmark {spec!r}: {key} must be an integer, got {value!r}") from None
+        else:
+            given[key] = value
+    if params.get("n", 1) < 1 or params.get("seed", 0) < 0:
+        raise ConfigError(f"benchmark {spec!r}: n must be at least 1 and seed 0 or more")
+    if name == gym.MIX:
+        unknown = sorted(set(given) - {"tasks"})
+        if unknown or not given.get("tasks"):
+            raise ConfigError(f"benchmark {spec!r}: a mix takes tasks=a,b,c (reasoning-gym datasets), n and seed")
+        for task in given["tasks"].split(","):
+            gym.dataset_name(task, spec)
+    else:
+        gym.parse_settings(gym.dataset_name(name[len(gym.PREFIX) :], spec), given, spec)
+    return name, {**given, **params}
+
+
+def _gym_settings(params: dict) -> dict[str, str]:
+    return {k: v for k, v in params.items() if k not in ("n", "seed")}
+
+
+def _load_gym(spec: str, name: str, params: dict, indices: list[int] | None) -> list[Problem]:
+    n, seed = params.get("n", DEFAULT_N), params["seed"]
+    if name == gym.MIX:
+        # Interleaved, as dyn:probes: problem i is the (i // k)-th of task i % k, each task with its defaults.
+        chosen = params["tasks"].split(",")
+        each = -(-n // len(chosen))
+        drawn = {task: gym.problems(task, {}, each, seed, spec) for task in chosen}
+        found = [drawn[chosen[i % len(chosen)]][i // len(chosen)] for i in range(n)]
+    else:
+        dataset = name[len(gym.PREFIX) :]
+        found = gym.problems(dataset, gym.parse_settings(dataset, _gym_settings(params), spec), n, seed, spec)
+    return found if indices is None else [found[i] for i in indices]
+
+
 def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
     """`dyn:NAME?knob=V&n=N&seed=S` -> (NAME, {"difficulty", "n", "seed"} as given)."""
     body = spec[len(SCHEME) :]
     name, _, query = body.partition("?")
+    if _gym(name):
+        return _parse_gym(spec, name, query)
     task = None if name == "probes" else lookup("task", {**TASKS, "probes": None}, name)
     allowed = {"n", "seed", "difficulty"} | ({task.knob} if task else set())
     if task is None:
@@ -251,7 +307,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
 
 def canonical_spec(name: str, params: dict[str, int], with_seed: bool = True) -> str:
     task = TASKS.get(name)
-    parts = []
+    parts = [f"{k}={v}" for k, v in sorted(_gym_settings(params).items())] if _gym(name) else []
     if task:
         parts.append(f"{task.knob}={params.get('difficulty', task.default)}")
     parts.append(f"n={params.get('n', DEFAULT_N)}")
@@ -266,6 +322,8 @@ def load(spec: str, indices: list[int] | None = None) -> list[Problem]:
     if "seed" not in params:
         raise ConfigError(f"benchmark {spec!r} has no seed; add &seed=N (handful eval draws a fresh one for you)")
     n = params.get("n", DEFAULT_N)
+    if _gym(name):
+        return _load_gym(spec, name, params, indices)
     if indices is None and n > MAX_N:
         raise ConfigError(
             f"benchmark {spec!r}: n={n} is more than {MAX_N} problems to draw; lower n or add --limit to take a sample"
@@ -278,6 +336,9 @@ def short_name(spec: str) -> str:
     that runs over fresh seeds compare side by side."""
     name, params = parse_spec(spec)
     task = TASKS.get(name)
+    if _gym(name):
+        settings = "&".join(f"{k}={v}" for k, v in sorted(_gym_settings(params).items()))
+        return f"{SCHEME}{name}" + (f"?{settings}" if settings else "")
     return f"{SCHEME}{name}" + (f"?{task.knob}={params.get('difficulty', task.default)}" if task else "")
 
 

@@ -15,6 +15,7 @@ from handful.benchmarks import subset
 from handful.errors import ConfigError
 from handful.models import resolve
 from handful.prompts import messages
+from handful.tasks import gym
 from handful.training.common import lora_config, save_outputs, training_arguments, weights_dtype, write_manifest
 from handful.training.config import ContextStage, GRPOConfig
 from handful.training.rewards import Rewards
@@ -27,7 +28,13 @@ def dataset_rows(cfg: GRPOConfig, spec) -> list[dict]:
         raise ConfigError("problems: give the problems to train on (--problems FILE, a pool or a dyn: spec)")
     problems = subset(load_pool(cfg.problems), cfg.limit, cfg.seed)
     return [
-        {"prompt": messages(p, spec), "answer": p.answer, "answer_format": p.answer_format, "choices": p.choices or []}
+        {
+            "prompt": messages(p, spec),
+            "answer": p.answer,
+            "answer_format": p.answer_format,
+            "choices": p.choices or [],
+            "verifier": gym.handle(p) or "",  # a reasoning-gym problem's own verifier is its accuracy reward
+        }
         for p in problems
     ]
 

@@ -54,7 +54,9 @@ class Rewards:
         self.spec, self.weights, self.limit, self.buffer = spec, weights, limit, buffer
         self.require_closed_thinking, self.timeout = require_closed_thinking, timeout
 
-    def parts(self, text: str, tokens: int, gold: str, answer_format: str, choices) -> dict[str, float]:
+    def parts(
+        self, text: str, tokens: int, gold: str, answer_format: str, choices, verifier: str | None = None
+    ) -> dict[str, float]:
         full = with_opener(text, self.spec)
         closed = self.spec.think_close in full
         grade = check_with_deadline(
@@ -64,6 +66,7 @@ class Rewards:
                 answer_format,
                 tuple(choices) if choices else None,
                 (self.spec.think_open, self.spec.think_close),
+                verifier=verifier or None,
             ),
             self.timeout,
         )
@@ -92,17 +95,19 @@ class Rewards:
         answer=None,
         answer_format=None,
         choices=None,
+        verifier=None,
         log_metric=None,
         **_,
     ):
         rows = [
-            self.parts(_text(c), len(ids), gold, fmt or "math", ch)
-            for c, ids, gold, fmt, ch in zip(
+            self.parts(_text(c), len(ids), gold, fmt or "math", ch, v)
+            for c, ids, gold, fmt, ch, v in zip(
                 completions,
                 completion_ids,
                 answer,
                 answer_format or ["math"] * len(completions),
                 choices or [None] * len(completions),
+                verifier or [None] * len(completions),
             )
         ]
         if log_metric is not None and rows:
