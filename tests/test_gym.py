@@ -129,3 +129,8 @@ def test_eval_on_a_gym_mix_records_scores_and_partial_credit(tiny_model, tmp_pat
     assert all(g.outcome in ("correct", "partial", "incorrect", "no_answer", "timeout") for g in samples)
     run = json.loads((tmp_path / "run.json").read_text())
     assert "&seed=" in run["config"]["benchmarks"][0]  # drawn, kept for the rerun
+
+
+def test_the_program_teacher_refuses_gym_problems_by_name():
+    with pytest.raises(ConfigError, match="reasoning-gym, which writes no worked trace"):
+        tasks.regenerate(tasks.load("dyn:rg/gcd?n=1&seed=1")[0].id)

@@ -434,9 +434,15 @@ def custom_metrics(ev: Evidence) -> tuple[str, str]:
 
 def consistent(ev: Evidence) -> tuple[str, str]:
     groups = {run: stages for run, stages in ev.view.eval_runs().items() if len(stages) > 1}
+    # A study's points are compared with one another as pairs too: those its curve holds.
     points = {
-        f"{s.name or s.kind} points": sorted(s.folder.glob("points/*/eval")) for s in ev.done("study")
-    }  # a study's points are compared with one another as pairs too
+        f"{s.name or s.kind} points": [
+            s.folder / "points" / name / "eval"
+            for name in dict.fromkeys(p["point"] for p in read_json(s.folder / "study.json", "study")["points"])
+        ]
+        for s in ev.done("study")
+        if (s.folder / "study.json").exists()
+    }
     if not groups and not points:
         return (
             (NOT_APPLICABLE, "no baseline is compared")

@@ -196,6 +196,11 @@ def _check(task: str, worked: Worked) -> None:
 
 def regenerate(problem_id: str) -> Problem:
     """The problem an id names, drawn again (the program teacher works from ids alone)."""
+    if problem_id.startswith("rg-"):
+        raise ConfigError(
+            f"problem {problem_id!r} comes from reasoning-gym, which writes no worked trace: the program teacher "
+            "works on handful's own tasks (handful tasks); use a model as the teacher"
+        )
     try:
         task, d, s, index = problem_id.rsplit("-", 3)
         if not (d.startswith("d") and s.startswith("s")):
