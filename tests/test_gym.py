@@ -26,6 +26,12 @@ def test_a_dataset_is_a_seeded_benchmark_like_handfuls_own():
     assert [p.id for p in tasks.load(spec, indices=[1, 3])] == [first[1].id, first[3].id]
 
 
+def test_a_plus_in_a_setting_survives_the_seeded_spec():
+    (spec,), _ = tasks.with_seeds(["dyn:rg/basic_arithmetic?operators=%2B&max_terms=2&n=3"])
+    assert "operators=%2B" in spec and tasks.with_seeds([spec])[0] == [spec]
+    assert all(" + " in p.question and " - " not in p.question for p in tasks.load(spec))
+
+
 def test_a_mix_interleaves_datasets():
     problems = tasks.load("dyn:rg-mix?tasks=gcd,lcm,chain_sum&n=7&seed=3")
     assert [p.domain for p in problems] == ["gcd", "lcm", "chain_sum"] * 2 + ["gcd"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import secrets
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from handful.errors import ConfigError, lookup
 from handful.records import Problem
@@ -257,6 +257,11 @@ def _parse_gym(spec: str, name: str, query: str) -> tuple[str, dict]:
     return name, {**given, **params}
 
 
+def _setting(key: str, value: str) -> str:
+    # Written back as a query reads it: a '+' would come back as a space.
+    return f"{key}={quote(str(value), safe=',.-_:')}"
+
+
 def _gym_settings(params: dict) -> dict[str, str]:
     return {k: v for k, v in params.items() if k not in ("n", "seed")}
 
@@ -312,7 +317,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
 
 def canonical_spec(name: str, params: dict[str, int], with_seed: bool = True) -> str:
     task = TASKS.get(name)
-    parts = [f"{k}={v}" for k, v in sorted(_gym_settings(params).items())] if _gym(name) else []
+    parts = [_setting(k, v) for k, v in sorted(_gym_settings(params).items())] if _gym(name) else []
     if task:
         parts.append(f"{task.knob}={params.get('difficulty', task.default)}")
     parts.append(f"n={params.get('n', DEFAULT_N)}")
@@ -342,7 +347,7 @@ def short_name(spec: str) -> str:
     name, params = parse_spec(spec)
     task = TASKS.get(name)
     if _gym(name):
-        settings = "&".join(f"{k}={v}" for k, v in sorted(_gym_settings(params).items()))
+        settings = "&".join(_setting(k, v) for k, v in sorted(_gym_settings(params).items()))
         return f"{SCHEME}{name}" + (f"?{settings}" if settings else "")
     return f"{SCHEME}{name}" + (f"?{task.knob}={params.get('difficulty', task.default)}" if task else "")
 
