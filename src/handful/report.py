@@ -267,16 +267,16 @@ def _scores(view: RunView) -> str:
         ],
         rows,
     )
-    chart = charts.line_chart(
-        "accuracy vs thinking tokens, one point per eval run",
-        series,
-        "average thinking tokens per sample (log scale)",
-        "accuracy",
-        log_x=True,
-        y_range=(0, 1),
-        note=_n_note(sizes),
-    )
+    chart = _accuracy_chart("accuracy vs thinking tokens, one point per eval run", series, THINKING, sizes)
     return _section("scores", "Scores", table + chart)
+
+
+THINKING = "average thinking tokens per sample (log scale)"
+
+
+def _accuracy_chart(title: str, series: dict, x_label: str, sizes: set) -> str:
+    """Accuracy (0 to 1) against a count on a log axis, with the problems behind each point."""
+    return charts.line_chart(title, series, x_label, "accuracy", log_x=True, y_range=(0, 1), note=_n_note(sizes))
 
 
 def _n_note(sizes: set) -> str:
@@ -338,15 +338,8 @@ def _scaling(view: RunView) -> str:
         )
     if not series:
         return ""
-    chart = charts.line_chart(
-        "accuracy vs thinking tokens, per model" if len(curves) > 1 else "accuracy vs thinking tokens",
-        series,
-        "average thinking tokens per sample (log scale)",
-        "accuracy",
-        log_x=True,
-        y_range=(0, 1),
-        note=_n_note(sizes),
-    )
+    title = "accuracy vs thinking tokens, per model" if len(curves) > 1 else "accuracy vs thinking tokens"
+    chart = _accuracy_chart(title, series, THINKING, sizes)
     return _section("scaling", "Test-time scaling", chart + _between_models(curves) + "".join(parts))
 
 
@@ -398,14 +391,11 @@ def _sequential_parallel(label: str, curve: dict) -> str:
         ]
         for m in curve["matched"]
     ]
-    return charts.line_chart(
+    return _accuracy_chart(
         f"{label}: sequential (budget) against parallel (votes) thinking",
         series,
         "generated tokens per problem (log scale)",
-        "accuracy",
-        log_x=True,
-        y_range=(0, 1),
-        note=_n_note({m["comparison"]["problems"] for m in curve["matched"]}),
+        {m["comparison"]["problems"] for m in curve["matched"]},
     ) + _table(
         [
             "benchmark",
@@ -498,14 +488,11 @@ def _study(view: RunView) -> str:
         ]
         cfg = result["config"]
         parts.append(
-            charts.line_chart(
+            _accuracy_chart(
                 "accuracy vs training examples",
                 series,
                 "training examples (log scale; 0 = the untrained model)",
-                "accuracy",
-                log_x=True,
-                y_range=(0, 1),
-                note=_n_note({p["problems"] for p in shown}),
+                {p["problems"] for p in shown},
             )
             + _table(
                 [
