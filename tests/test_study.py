@@ -140,6 +140,7 @@ def test_a_changed_point_reruns_alone_and_the_report_shows_the_curve(studied, tm
     assert (out / "points" / "base" / "eval" / "samples.jsonl").stat().st_mtime_ns == stamps["base"]
     assert (out / "points" / "curated-2" / "eval" / "samples.jsonl").stat().st_mtime_ns != stamps["curated-2"]
     assert any(p.name.startswith("curated-2-") for p in (out / "superseded").iterdir())
+    assert (out / "picks" / "random-2" / "traces.jsonl").exists()  # a teacher's traces outlive their points
     result = CliRunner().invoke(app, ["report", str(out)])
     assert result.exit_code == 0, result.output
     page = (out / "report.html").read_text()

@@ -7,7 +7,7 @@ a pool (`distill.problems`; in a run, the cleaned pool curation chose from, befo
 and selection), given traces by the same teacher, trained and evaluated the same way.
 
 Every point is a sub-run in `OUT/points/NAME/` (`base`, `curated-N`, `random-N`): its fine-tuning
-set, `train/` and `eval/`, each resumable (training from its checkpoints, evaluation sample by
+set, `train/` and `eval/`, each resumable (random picks get their traces in `OUT/picks/`) (training from its checkpoints, evaluation sample by
 sample). What fixes a point (its training settings, the hash of its data, the eval settings)
 is its key in `point.json`: an unchanged point is skipped, a changed one is moved to
 `OUT/superseded/` and runs again alone. Seeds are shared by every point: the same training
@@ -150,14 +150,15 @@ def _random_set(cfg: StudyConfig, out: Path, size: int) -> list[str]:
     """`size` problems drawn from the pool, given traces by the study's teacher."""
     from handful.distill import distill
 
-    point = out / "points" / f"random-{size}"
+    # Kept apart from the point, so that retraining a point never throws away traces a
+    # teacher was paid for.
+    folder = out / "picks" / f"random-{size}"
     teacher = cfg.distill.model_copy(update={"limit": size, "seed": cfg.seed})
-    asked = point / "distill" / "distill.json"
+    asked = folder / "distill.json"
     if asked.exists():
         before = read_json(asked, "distill settings file")
         if before != {"problems": teacher.problems, "limit": size, "seed": cfg.seed}:
-            _supersede(out, point, settings_key(before))
-    folder = point / "distill"
+            _supersede(out, folder, settings_key(before))
     summary = distill(teacher, folder)
     if summary.get("stopped"):
         raise ConfigError(f"random-{size}: distill stopped: {summary['stopped']}")
