@@ -884,7 +884,9 @@ def study(
     ],
     config: Annotated[
         Path,
-        typer.Option(help="YAML with StudyConfig settings: train (with data), eval, sizes, random, pool, distill."),
+        typer.Option(
+            help="YAML with StudyConfig settings: train (with data), eval, sizes, random, distill (the pool and teacher of random picks)."
+        ),
     ],
     sizes: Annotated[str | None, typer.Option(help="Comma-separated training-set sizes, e.g. 16,64,256.")] = None,
     random_sizes: Annotated[

@@ -155,5 +155,5 @@ def load_config(
         for err in e.errors():
             field = ".".join(str(p) for p in err["loc"])
             hint = " (unknown setting: check its spelling)" if err["type"] == "extra_forbidden" else ""
-            problems.append(f"{field}: {err['msg']}{hint}")
+            problems.append(f"{field}: {err['msg']}{hint}" if field else f"{err['msg']}{hint}")
         raise ConfigError(f"{where}: " + "; ".join(problems)) from None
