@@ -150,6 +150,9 @@ def test_a_changed_point_reruns_alone_and_the_report_shows_the_curve(studied, tm
 @pytest.mark.slow
 def test_a_killed_study_resumes_where_it_stopped(tiny_model, tmp_path):
     config = study_file(tiny_model, tmp_path, sizes=[2, 8], random=[])
+    settings = yaml.safe_load(config.read_text())
+    settings["train"]["epochs"] = 4  # 12 steps: the kill lands with most of them to go
+    config.write_text(yaml.safe_dump(settings))
     out = tmp_path / "out"
     log = tmp_path / "killed.log"
     with open(log, "wb") as sink:
@@ -160,12 +163,12 @@ def test_a_killed_study_resumes_where_it_stopped(tiny_model, tmp_path):
             start_new_session=True,
         )
     try:
-        checkpoint = out / "points" / "curated-8" / "train" / "checkpoints" / "checkpoint-1"
+        # Killed once one checkpoint is whole (its trainer state is written last); the next may be half written.
+        checkpoint = out / "points" / "curated-8" / "train" / "checkpoints" / "checkpoint-1" / "trainer_state.json"
         deadline = time.monotonic() + 600
         while proc.poll() is None and time.monotonic() < deadline and not checkpoint.exists():
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert proc.poll() is None, log.read_text()[-2000:]
-        time.sleep(0.5)  # let the checkpoint be written whole
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:

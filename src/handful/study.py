@@ -38,6 +38,7 @@ from handful.evaluation import SAMPLES_FILE, evaluate, seed_benchmarks
 from handful.files import RunDirectory, inside, read_json, settings_key, write_json, write_text
 from handful.layout import SUPERSEDED
 from handful.records import Generation, read_jsonl
+from handful.training.common import last_checkpoint
 from handful.training.config import SFTConfig, trained_folder
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def _point(
 
         write_text(folder / "sft.jsonl", "\n".join(data) + "\n")
         if not (trained / "train.json").exists():
-            resume = any((trained / "checkpoints").glob("checkpoint-*"))
+            resume = last_checkpoint(trained / "checkpoints") is not None
             log.info("%s: training on %d examples%s", name, len(data), " (resuming)" if resume else "")
             train_sft(train.model_copy(update={"data": str(folder / "sft.jsonl")}), trained, resume=resume)
         model = str(trained_folder(train, trained))

@@ -117,3 +117,10 @@ def write_manifest(out: Path, cfg, summary: dict) -> None:
         **summary,
     }
     write_json(out / "train.json", record)
+
+
+def last_checkpoint(checkpoints: Path) -> str | None:
+    """The newest whole checkpoint to resume from. The Trainer writes trainer_state.json last, so
+    a checkpoint a kill cut short (weights written, state not) is passed over for the one before."""
+    whole = [p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return str(max(whole, key=lambda p: int(p.name.split("-")[1]))) if whole else None

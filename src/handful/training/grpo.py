@@ -16,7 +16,14 @@ from handful.errors import ConfigError
 from handful.models import resolve
 from handful.prompts import messages
 from handful.tasks import gym
-from handful.training.common import lora_config, save_outputs, training_arguments, weights_dtype, write_manifest
+from handful.training.common import (
+    last_checkpoint,
+    lora_config,
+    save_outputs,
+    training_arguments,
+    weights_dtype,
+    write_manifest,
+)
 from handful.training.config import ContextStage, GRPOConfig
 from handful.training.rewards import Rewards
 
@@ -98,8 +105,8 @@ def train_grpo(cfg: GRPOConfig, out: str | Path, *, resume: bool = False) -> dic
             processing_class=tokenizer,
             peft_config=lora_config(cfg.lora),
         )
-        last = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if resume else []
-        trainer.train(resume_from_checkpoint=str(last[-1]) if last else None)
+        last = last_checkpoint(checkpoints) if resume else None
+        trainer.train(resume_from_checkpoint=last)
         saved = save_outputs(trainer, tokenizer, base, cfg.lora, folder) if trainer.is_world_process_zero() else {}
         rewards = [(entry["step"], entry["reward"]) for entry in trainer.state.log_history if "reward" in entry]
         summary = {
@@ -110,7 +117,7 @@ def train_grpo(cfg: GRPOConfig, out: str | Path, *, resume: bool = False) -> dic
             "reward_by_step": rewards,
             "log": trainer.state.log_history,
             "outputs": saved,
-            "resumed_from": str(last[-1]) if last else None,
+            "resumed_from": last,
         }
         if trainer.is_world_process_zero():
             write_manifest(folder, cfg, summary)

@@ -26,7 +26,14 @@ from typing import NamedTuple
 from handful.errors import ConfigError, RecordError
 from handful.models import ResolvedModel, resolve
 from handful.records import read_dicts
-from handful.training.common import lora_config, save_outputs, training_arguments, weights_dtype, write_manifest
+from handful.training.common import (
+    last_checkpoint,
+    lora_config,
+    save_outputs,
+    training_arguments,
+    weights_dtype,
+    write_manifest,
+)
 from handful.training.config import SFTConfig
 
 log = logging.getLogger(__name__)
@@ -191,8 +198,8 @@ def train_sft(cfg: SFTConfig, out: str | Path, *, resume: bool = False) -> dict:
         raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or use another --out")
     started = time.time()
     trainer, tokenizer, model_ref, train, val, cut = prepare(cfg, checkpoints)
-    last = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if resume else []
-    result = trainer.train(resume_from_checkpoint=str(last[-1]) if last else None)
+    last = last_checkpoint(checkpoints) if resume else None
+    result = trainer.train(resume_from_checkpoint=last)
     if not trainer.is_world_process_zero():  # one process writes; the others are done
         return {"outputs": {}, "rank": trainer.args.process_index}
     saved = save_outputs(trainer, tokenizer, model_ref, cfg.lora, out)
@@ -214,7 +221,7 @@ def train_sft(cfg: SFTConfig, out: str | Path, *, resume: bool = False) -> dict:
         "log": trainer.state.log_history,
         "outputs": saved,
         "seconds": round(time.time() - started, 1),
-        "resumed_from": str(last[-1]) if last else None,
+        "resumed_from": last,
     }
     write_manifest(out, cfg, summary)
     if cfg.eval_benchmark:
