@@ -354,3 +354,16 @@ def test_ddp_on_two_cpu_processes_follows_the_single_process_loss_curve(tiny_mod
     assert len(a) == len(b) == 4
     assert all(abs(x - y) <= 1e-3 * abs(x) + 1e-4 for x, y in zip(a, b)), (a, b)
     assert a[0] != a[-1]  # the curve moves: equal curves are not two flat lines
+
+
+def test_a_checkpoint_cut_short_is_passed_over(tmp_path):
+    from handful.training.common import last_checkpoint
+
+    assert last_checkpoint(tmp_path) is None
+    for step, whole in ((5, True), (10, True), (15, False)):  # a kill while checkpoint-15 was written
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"")
+        if whole:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
