@@ -7,8 +7,8 @@ a pool (`distill.problems`; in a run, the cleaned pool curation chose from, befo
 and selection), given traces by the same teacher, trained and evaluated the same way.
 
 Every point is a sub-run in `OUT/points/NAME/` (`base`, `curated-N`, `random-N`): its fine-tuning
-set, `train/` and `eval/`, each resumable (random picks get their traces in `OUT/picks/`) (training from its checkpoints, evaluation sample by
-sample). What fixes a point (its training settings, the hash of its data, the eval settings)
+set, `train/` and `eval/`, each resumable (training from its checkpoints, evaluation sample by
+sample); random picks get their traces in `OUT/picks/`. What fixes a point (its training settings, the hash of its data, the eval settings)
 is its key in `point.json`: an unchanged point is skipped, a changed one is moved to
 `OUT/superseded/` and runs again alone. Seeds are shared by every point: the same training
 seed, the same subset order (the curated points are nested: the 16 are the first 16 of the
@@ -121,8 +121,9 @@ def _point(
         body["data"] = hashlib.sha256("\n".join(data).encode()).hexdigest()
     key = settings_key(body)
     record = folder / "point.json"
-    if record.exists() and read_json(record, "point record").get("key") != key:
-        _supersede(out, folder, read_json(record, "point record")["key"])
+    before = read_json(record, "point record") if record.exists() else None
+    if before is not None and before.get("key") != key:
+        _supersede(out, folder, before["key"])
     folder.mkdir(parents=True, exist_ok=True)
     write_json(record, {"key": key, "name": name})
     model = evaluation.model
