@@ -31,7 +31,7 @@ from handful.files import read_json, safe_name, settings_key
 from handful.layout import SEEDS, slug
 from handful.precision import PrecisionConfig
 from handful.scaling import ScaleConfig
-from handful.study import StudyConfig
+from handful.study import StudyConfig, StudyPoints
 from handful.training.config import GRPOConfig, SFTConfig, preset_path, shipped_file, trained_folder
 
 RUN_RECIPES = Path(__file__).resolve().parent / "recipes" / "runs"
@@ -76,17 +76,6 @@ class PrecisionStage(Config):
     study: PrecisionConfig = Field(default_factory=PrecisionConfig)
 
 
-class StudyStage(Config):
-    """A data-size curve and curated-against-random at equal size (`handful study`): the run's
-    training settings and teacher, trained on subsets of its curated set."""
-
-    eval: EvalConfig = Field(description="what every point is measured on; its model is each point's")
-    sizes: list[int] = Field(default_factory=lambda: [16, 64, 256], min_length=1)
-    random: list[int] = Field(default_factory=list, description="sizes at which random picks are trained too")
-    equal: str = Field(default="epochs", description="epochs or steps: what every point shares")
-    seed: int = 0
-
-
 class RunRecipe(Config):
     name: str = Field(description="the run's name: its default folder, runs/NAME")
     description: str = ""
@@ -97,7 +86,9 @@ class RunRecipe(Config):
     eval: EvalStage | None = None
     scale: ScaleStage | None = None
     precision: PrecisionStage | None = None
-    study: StudyStage | None = None
+    # A data-size curve and curated against random at equal size (`handful study`), with the
+    # run's training settings and teacher.
+    study: StudyPoints | None = None
     release: dict[str, str] = Field(
         default_factory=dict, description="where the run's data, traces, model, code and write-up are published (URLs)"
     )

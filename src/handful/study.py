@@ -47,8 +47,9 @@ STUDY_FILE = "study.json"
 BASE = "base"
 
 
-class StudyConfig(Config):
-    train: SFTConfig = Field(description="how every point trains; its `data` is the curated fine-tuning set")
+class StudyPoints(Config):
+    """Which points a study has: the part of its settings a recipe's `study:` section states too."""
+
     eval: EvalConfig = Field(description="what every point is measured on (its `model` is each point's)")
     sizes: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [16, 64, 256], min_length=1, description="training examples per curated point"
@@ -57,6 +58,14 @@ class StudyConfig(Config):
         default_factory=list,
         description="sizes at which random picks from distill.problems are trained too (s1's ablation)",
     )
+    equal: Literal["epochs", "steps"] = Field(
+        default="epochs", description="every point trains the same epochs, or as many steps as the largest"
+    )
+    seed: int = Field(default=0, description="the order in which examples are taken, and the random picks")
+
+
+class StudyConfig(StudyPoints):
+    train: SFTConfig = Field(description="how every point trains; its `data` is the curated fine-tuning set")
     distill: DistillConfig | None = Field(
         default=None,
         description="where random picks come from (its problems: e.g. curation's cleaned pool) and their teacher",
@@ -66,10 +75,6 @@ class StudyConfig(Config):
         description="a model already trained on the whole curated set with these settings (a run's train stage): "
         "the point of that size evaluates it instead of training again",
     )
-    equal: Literal["epochs", "steps"] = Field(
-        default="epochs", description="every point trains the same epochs, or as many steps as the largest"
-    )
-    seed: int = Field(default=0, description="the order in which examples are taken, and the random picks")
 
     @model_validator(mode="after")
     def _random_has_a_source(self):
