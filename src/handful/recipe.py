@@ -118,27 +118,29 @@ def _merged(base: dict, over: dict) -> dict:
     return found
 
 
-def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """A recipe's settings, with those of the recipe it `extends` (a shipped name or a file)
-    underneath them."""
-    data = read_yaml(path)
-    parent = data.pop("extends", None)
+def _extended(path: Path, data: dict, seen: tuple[Path, ...] = ()) -> dict:
+    """A recipe's settings (`data`, read from `path`), with those of the recipe it `extends` (a
+    shipped name or a file) underneath them."""
+    parent = data.get("extends")
     if parent is None:
         return data
     base = recipe_file(parent)
     if base.resolve() in seen or base.resolve() == path.resolve():
         raise ConfigError(f"{path}: extends {parent}, which extends it back")
-    return _merged(_read(base, (*seen, path.resolve())), data)
+    own = {k: v for k, v in data.items() if k != "extends"}
+    return _merged(_extended(base, read_yaml(base), (*seen, path.resolve())), own)
 
 
 def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> tuple[RunRecipe, str]:
     """The recipe and its text as a run stores it: the file itself, or, for a recipe that
     extends another, the whole merged recipe (so that the run's recipe.yaml stands alone)."""
     path = recipe_file(name_or_path)
-    data = _read(path)
-    text = path.read_text(encoding="utf-8")
-    if "extends" in read_yaml(path):
+    given = read_yaml(path)
+    data = _extended(path, given)
+    if "extends" in given:
         text = f"# {path.name}, merged with the recipe it extends\n" + yaml.safe_dump(data, sort_keys=False)
+    else:
+        text = path.read_text(encoding="utf-8")
     return load_config(RunRecipe, path, overrides, data=data), text
 
 
