@@ -85,9 +85,8 @@ def matched(curve: list[dict], samples: dict[str, list[Generation]], n: int) -> 
             k = min(range(1, n + 1), key=lambda k: abs(k * mine[first]["avg_tokens"] - point["avg_tokens"]))
             if k == 1:
                 continue  # one sample at the smallest budget is the curve's own comparison
-            parallel = {
-                pid: float(majority_correct(sorted(gs, key=lambda g: g.sample_index)[:k])) for pid, gs in votes.items()
-            }
+            # group_by_problem orders each problem's samples by index: the first k are maj@k's.
+            parallel = {pid: float(majority_correct(gs[:k])) for pid, gs in votes.items()}
             sequential = per_problem([g for g in samples[name] if g.benchmark == bench], n)
             c = compare(
                 parallel,
