@@ -290,16 +290,26 @@ def comparisons(ev: Evidence) -> list[str]:
 
 
 def _budgeted(cfg: dict) -> bool:
-    return any(
-        v for k, v in cfg.get("budget", {}).items() if k in ("min_thinking_tokens", "max_thinking_tokens", "max_waits")
-    )
+    from handful.records import Budget
+
+    return Budget.model_validate(cfg.get("budget", {})).active
 
 
-def _study(ev: Evidence) -> dict | None:
+def _studies(ev: Evidence) -> list[tuple[StageView, dict]]:
+    """Every finished study with its curve (study.json)."""
     from handful.study import STUDY_FILE
 
-    found = [s.folder / STUDY_FILE for s in ev.done("study")]
-    return read_json(found[0], "study") if found and found[0].exists() else None
+    return [
+        (s, read_json(s.folder / STUDY_FILE, "study")) for s in ev.done("study") if (s.folder / STUDY_FILE).exists()
+    ]
+
+
+def _same_problems(folders: list[Path]) -> bool:
+    """Whether the samples in every folder are of the same problems (checked sample by sample)."""
+    from handful.records import Generation, read_jsonl
+
+    sets = [{(g.benchmark, g.problem_id) for g in read_jsonl(f / "samples.jsonl", Generation)} for f in folders]
+    return all(x == sets[0] for x in sets[1:])
 
 
 def _training_ablated(ev: Evidence) -> str | None:
@@ -329,14 +339,14 @@ def _budget_ablated(ev: Evidence) -> str | None:
     return None
 
 
-def _data_ablated(ev: Evidence, study: dict | None) -> str | None:
+def _data_ablated(study: dict | None) -> str | None:
     sizes = sorted({p["size"] for p in (study or {}).get("points", []) if p["selection"] in ("base", "curated")})
     if len(sizes) >= 3:
         return f"data size: {', '.join(map(str, sizes))} training examples (handful study)"
     return None
 
 
-def _curation_ablated(ev: Evidence, study: dict | None) -> str | None:
+def _curation_ablated(study: dict | None) -> str | None:
     sizes = sorted({p["size"] for p in (study or {}).get("points", []) if p.get("against_curated")})
     if sizes:
         return f"curation: curated against random picks at {', '.join(map(str, sizes))} examples (handful study)"
@@ -348,13 +358,13 @@ def ablations(ev: Evidence) -> tuple[str, str] | tuple[str, str, float]:
     after), the test-time budget (with against without, or a sweep), data size (a curve of at
     least three sizes) and curation (against random picks of the same size). Two eval runs
     alone are no ablation of a component that was never varied."""
-    study = _study(ev)
+    study = next((result for _, result in _studies(ev)), None)
     components = {}
     if ev.trains:
         components["training"] = _training_ablated(ev)
-        components["data size"] = _data_ablated(ev, study)
+        components["data size"] = _data_ablated(study)
         if ev.has("curate"):
-            components["curation"] = _curation_ablated(ev, study)
+            components["curation"] = _curation_ablated(study)
     if any(_budgeted(cfg) for _, cfg in inference(ev)) or ev.has("scale"):
         components["test-time budget"] = _budget_ablated(ev)
     if not components:
@@ -437,11 +447,9 @@ def consistent(ev: Evidence) -> tuple[str, str]:
     # A study's points are compared with one another as pairs too: those its curve holds.
     points = {
         f"{s.name or s.kind} points": [
-            s.folder / "points" / name / "eval"
-            for name in dict.fromkeys(p["point"] for p in read_json(s.folder / "study.json", "study")["points"])
+            s.folder / "points" / name / "eval" for name in dict.fromkeys(p["point"] for p in result["points"])
         ]
-        for s in ev.done("study")
-        if (s.folder / "study.json").exists()
+        for s, result in _studies(ev)
     }
     if not groups and not points:
         return (
@@ -449,24 +457,14 @@ def consistent(ev: Evidence) -> tuple[str, str]:
             if ev.evaluates
             else (NOT_APPLICABLE, "the run evaluates nothing")
         )
-    from handful.records import Generation, read_jsonl
-
     for run, stages in groups.items():
         settings = [{k: v for k, v in s.config.items() if k != "model"} for s in stages]
         if any(x != settings[0] for x in settings[1:]):
             return MISSING, f"eval run {run}: its models were evaluated with different settings"
-        problem_sets = [
-            {(g.benchmark, g.problem_id) for g in read_jsonl(s.folder / "samples.jsonl", Generation)} for s in stages
-        ]
-        if any(x != problem_sets[0] for x in problem_sets[1:]):
+        if not _same_problems([s.folder for s in stages]):
             return MISSING, f"eval run {run}: its models saw different problems"
     for name, folders in points.items():
-        problem_sets = [
-            {(g.benchmark, g.problem_id) for g in read_jsonl(f / "samples.jsonl", Generation)}
-            for f in folders
-            if (f / "samples.jsonl").exists()
-        ]
-        if any(x != problem_sets[0] for x in problem_sets[1:]):
+        if not _same_problems([f for f in folders if (f / "samples.jsonl").exists()]):
             return MISSING, f"{name}: its points saw different problems"
     return (
         MET,
