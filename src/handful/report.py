@@ -386,10 +386,11 @@ def _sequential_parallel(label: str, curve: dict) -> str:
             m["benchmark"],
             f"{m['sequential']} ({m['sequential_tokens']:.0f} tokens)",
             f"{m['parallel']} ({m['parallel_tokens']:.0f} tokens)",
-            _difference(Comparison.model_validate(m["comparison"])),
-            _verdict(Comparison.model_validate(m["comparison"])),
+            _difference(c),
+            _verdict(c),
         ]
         for m in curve["matched"]
+        for c in [Comparison.model_validate(m["comparison"])]
     ]
     return _accuracy_chart(
         f"{label}: sequential (budget) against parallel (votes) thinking",
@@ -456,7 +457,7 @@ def _precision(view: RunView) -> str:
 
 
 def _study(view: RunView) -> str:
-    from handful.study import BASE, STUDY_FILE
+    from handful.study import BASE, STUDY_FILE, pooled
 
     parts = []
     for stage in view.of("study"):
@@ -464,9 +465,7 @@ def _study(view: RunView) -> str:
         if not found.exists():
             continue
         result = read_json(found, "study")
-        points = result["points"]
-        pooled = {p["point"] for p in points if p["benchmark"] == "all of them"}
-        shown = [p for p in points if p["point"] not in pooled or p["benchmark"] == "all of them"]
+        shown = pooled(result["points"])
         series: dict[str, list] = {}
         for p in shown:
             sides = ["curated", "random"] if p["point"] == BASE else [p["selection"]]

@@ -258,13 +258,16 @@ def _curve(out: Path, facts: dict[str, dict], n: int) -> list[dict]:
     return rows
 
 
+def pooled(points: list[dict]) -> list[dict]:
+    """One row per point: over all its benchmarks where it has several, else its one benchmark's."""
+    several = {p["point"] for p in points if p["benchmark"] == "all of them"}
+    return [p for p in points if p["point"] not in several or p["benchmark"] == "all of them"]
+
+
 def summary_lines(result: dict) -> list[str]:
     """One line per point, pooled over benchmarks where there are several."""
-    pooled = {p["point"] for p in result["points"] if p["benchmark"] == "all of them"}
     lines = []
-    for p in result["points"]:
-        if p["point"] in pooled and p["benchmark"] != "all of them":
-            continue
+    for p in pooled(result["points"]):
         base = p["against_base"]
         line = (
             f"{p['point']} ({p['size']} examples, {p['steps']} steps) {p['benchmark']}: {p['accuracy']:.3f} "
