@@ -186,3 +186,26 @@ def test_a_killed_study_resumes_where_it_stopped(tiny_model, tmp_path):
     )
     assert (out / "points" / "curated-2" / "eval" / "samples.jsonl").stat().st_mtime_ns == done_before
     assert json.loads((out / "study.json").read_text())["points"]
+
+
+def test_bad_study_settings_are_named(tmp_path):
+    from handful.config import load_config
+    from handful.errors import ConfigError
+    from handful.recipe import load_recipe
+    from handful.study import StudyConfig
+
+    base = {"train": {"data": str(tmp_path / "none.jsonl")}, "eval": {"benchmarks": ["gsm8k"]}}
+    with pytest.raises(ConfigError, match="random: picks need a pool to draw from and a teacher"):
+        load_config(StudyConfig, data={**base, "random": [4]})
+    with pytest.raises(ConfigError, match="sizes.0"):
+        load_config(StudyConfig, data={**base, "sizes": [0]})
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(base))
+    refused = CliRunner().invoke(app, ["study", "--config", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o")])
+    assert refused.exit_code == 1 and "train.data:" in refused.output and "none.jsonl is not a file" in refused.output
+    # In a recipe: the study needs what it trains like.
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "r", "study": {"eval": {"benchmarks": ["gsm8k"]}}}))
+    from handful.recipe import plan
+
+    with pytest.raises(ConfigError, match="study trains like the train stage: it needs distill and train: sft"):
+        plan(load_recipe(recipe)[0])
