@@ -7,7 +7,8 @@ TRL `SFTTrainer` with its default settings on the same data — in one run.
 
 A bare PyTorch loop over the same trainer's batches is the reference for what the trainer
 costs. Where the CPU has bf16 units (AMX, AVX512-BF16), the seq-256 rows and the bare loop
-run again with bf16 autocast around fp32 weights.
+run again with bf16 autocast around fp32 weights, and `--curves` trains fp32 and bf16 side by
+side for longer, with a validation split, and prints both loss curves and how far apart they end.
 
 Each configuration trains in a fresh process (so its peak RSS is its own) on the same
 fine-tuning set: program-teacher traces for 3-digit additions (short) and 6-digit
@@ -103,12 +104,14 @@ def one(config: dict) -> dict:
             batch_size=BATCH,
             lr=2e-4,
             warmup=0,
-            val_fraction=0,
             max_seq_len=config["seq"],
             packing=config["packing"],
             lora={"enabled": config["lora"], "merge": False},
             report_to=["none"],
-            save_steps=10_000,
+            # A curve run evaluates (and so saves) every few steps; a speed run never does.
+            val_fraction=config.get("val", 0),
+            save_steps=config.get("every", 10_000),
+            save_total_limit=1,
             logging_steps=1,
             bf16=config.get("bf16", False),
         )
@@ -138,6 +141,8 @@ def one(config: dict) -> dict:
         "wall_s": round(time.perf_counter() - started, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         **settings,
+        "train_loss": [(e["step"], e["loss"]) for e in log if "loss" in e],
+        "eval_loss": [(e["step"], e["eval_loss"]) for e in log if "eval_loss" in e],
     }
 
 
@@ -185,10 +190,67 @@ def configurations(data: str, folder: Path, steps: int) -> list[dict]:
     return found
 
 
+# Two runs on the same batches in the same order differ only by their arithmetic; bf16 rounds
+# each product to 8 bits of mantissa, so the curves drift apart a little at every step. This is
+# the gap held acceptable at the end, relative to the fp32 loss.
+CURVE_TOLERANCE = 0.03
+
+
+def curves(data: str, folder: Path, steps: int) -> list[dict]:
+    """fp32 and bf16 on the same data, seed and batches, with a validation split every few steps."""
+    every = max(1, steps // 4)
+    base = {"seq": 256, "lora": False, "packing": False, "val": 0.2, "every": every, "data": data, "steps": steps}
+    return [
+        {**base, "name": f"curve {name}", "bf16": bf16, "out": str(folder / f"curve-{name}")}
+        for name, bf16 in (("fp32", False), ("bf16", True))
+    ]
+
+
+def run(config: dict) -> dict | None:
+    """One configuration in a fresh process, so that its peak RSS is its own."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, check=False, text=True
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        print(f"{config['name']}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(line[len("RESULT ") :])
+
+
+def compare_curves(fp32: dict, bf16: dict) -> None:
+    print("\n| step | train loss fp32 | train loss bf16 | validation loss fp32 | validation loss bf16 |")
+    print("|---|---|---|---|---|")
+    train = {k: [dict(r["train_loss"]).get(k) for r in (fp32, bf16)] for k, _ in fp32["train_loss"]}
+    evals = {k: [dict(r["eval_loss"]).get(k) for r in (fp32, bf16)] for k, _ in fp32["eval_loss"]}
+
+    def cell(x):
+        return "-" if x is None else f"{x:.4f}"
+
+    for step in sorted(set(train) | set(evals)):
+        a, b = train.get(step, [None, None])
+        c, d = evals.get(step, [None, None])
+        print(f"| {step} | {cell(a)} | {cell(b)} | {cell(c)} | {cell(d)} |")
+    for what, table in (("train", train), ("validation", evals)):
+        if not table:
+            continue
+        last = max(table)
+        a, b = table[last]
+        if a is None or b is None:
+            continue
+        gap = abs(b - a) / a
+        verdict = "within" if gap <= CURVE_TOLERANCE else "OUTSIDE"
+        print(
+            f"final {what} loss (step {last}): fp32 {a:.4f}, bf16 {b:.4f}, {100 * gap:.1f} % apart "
+            f"({verdict} the {100 * CURVE_TOLERANCE:.0f} % tolerance)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--only", default=None, help="run configurations whose name contains this")
+    parser.add_argument("--curves", action="store_true", help="fp32 against bf16 loss curves instead of speeds")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -196,18 +258,20 @@ def main() -> None:
         return
     folder = Path(tempfile.mkdtemp(prefix="bench-train-"))
     data = str(make_data(folder))
+    if args.curves:
+        if not fast_on_cpu("bfloat16"):
+            raise SystemExit(f"--curves compares bf16 with fp32, and this CPU ({cpu_description()}) has no bf16 units")
+        fp32, bf16 = (run(c) for c in curves(data, folder, args.steps))
+        if fp32 and bf16:
+            compare_curves(fp32, bf16)
+        return
     results = []
     for config in configurations(data, folder, args.steps):
         if args.only and args.only not in config["name"]:
             continue
-        done = subprocess.run(
-            [sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, check=False, text=True
-        )
-        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            print(f"{config['name']}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+        result = run(config)
+        if result is None:
             continue
-        result = json.loads(line[len("RESULT ") :])
         results.append(result)
         print(
             f"{result['name']:36s} {result['tokens_per_s']:7.1f} tok/s  {result['s_per_step']:6.2f} s/step  {result['peak_rss_mib']:6d} MiB peak  "

@@ -96,6 +96,28 @@ def test_the_direct_cpu_loss_is_trls_loss_with_the_same_gradients(tiny_model, tr
     assert worst < 1e-4, worst
 
 
+def test_bf16_training_runs_the_direct_loss_in_bf16(tiny_model, traces, tmp_path):
+    """Where bf16 is the default (a CPU with bf16 units), the direct CPU loss runs under autocast:
+    accelerate puts it around the model's forward only, which that path does not call. Elsewhere
+    the default is float32."""
+    from handful.hardware import fast_on_cpu
+    from handful.training.sft import prepare
+
+    recipe = SFTConfig(
+        model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=1, val_fraction=0, **{**QUICK, "bf16": None}
+    )
+    trainer = prepare(recipe, tmp_path / "checkpoints").trainer
+    model = trainer.model
+    model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    seen = []
+    hook = model.get_decoder().layers[0].mlp.down_proj.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    loss = trainer.compute_loss(model, dict(batch))
+    hook.remove()
+    assert seen == [torch.bfloat16 if fast_on_cpu("bfloat16") else torch.float32]
+    assert loss.dtype == torch.float32 and math.isfinite(loss.item())
+
+
 def test_the_lowest_validation_loss_chooses_the_checkpoint(tiny_model, traces, tmp_path):
     from safetensors.torch import load_file
 

@@ -115,10 +115,12 @@ def _trainer_class():
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             causal = model.get_base_model() if hasattr(model, "get_base_model") else model  # a LoRA model
             given = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
-            hidden = causal.get_decoder()(**given, use_cache=False).last_hidden_state[:, :-1]
             target = inputs["labels"][:, 1:]
             mask = target != -100
-            logits = causal.get_output_embeddings()(hidden[mask]).float()
+            # accelerate puts bf16 autocast around the model's forward, which this path does not call.
+            with self.accelerator.autocast():
+                hidden = causal.get_decoder()(**given, use_cache=False).last_hidden_state[:, :-1]
+                logits = causal.get_output_embeddings()(hidden[mask]).float()
             answers = target[mask]
             total = torch.nn.functional.cross_entropy(logits, answers, reduction="sum")
             loss = total / (num_items_in_batch if num_items_in_batch is not None else mask.sum().clamp(min=1))
