@@ -117,3 +117,47 @@ def test_growing_cache_matches_transformers_own(engine):
             ours = engine.model.generate(**enc, cache=growing_cache(), **kw)
             theirs = engine.model.generate(**enc, cache=DynamicCache(), **kw)
             assert torch.equal(ours, theirs)
+
+
+def test_finished_rows_leave_the_batch_and_change_no_token(smollm2_path):
+    """Rows that have ended leave the batch while the others go on; every row's tokens are the
+    ones a single generate call makes for the whole batch (SmolLM2, greedy), with and without
+    budget forcing."""
+    from handful.budget import Budget
+    from handful.engines import hf_rows
+
+    engine = HFEngine(resolve(str(smollm2_path)), batch_size=8)
+    questions = ["Say hi.", "Count from 1 to 40, separated by commas.", "What is 2+2?", "Name a color."]
+    questions += ["Write a long poem about the sea.", "Reply with one word.", "List ten animals.", "Yes or no?"]
+    plain = _prompts(engine, questions)
+    engine.spec = engine.spec.model_copy(update={"open_thinking": True})
+    thinking = _prompts(engine, questions)
+    greedy, budget = SamplingParams(max_tokens=48), Budget(max_thinking_tokens=12)
+    sizes = []
+    hook = engine.model.register_forward_pre_hook(
+        lambda m, a, k: sizes.append(k["input_ids"].shape[0]), with_kwargs=True
+    )
+
+    def run():
+        sizes.clear()
+        made = engine.generate(plain, greedy), engine.generate(thinking, greedy, budget=budget)
+        return made, sorted(set(sizes), reverse=True)
+
+    try:
+        ours, dropped = run()
+        share, hf_rows.DROP_SHARE = hf_rows.DROP_SHARE, None  # never halts: one call, every row to the end
+        try:
+            whole, kept = run()
+        finally:
+            hf_rows.DROP_SHARE = share
+    finally:
+        hook.remove()
+    assert kept == [8]
+    assert dropped[0] == 8 and len(dropped) > 1, dropped  # the batch shrank as rows ended
+    for a, b in zip(ours, whole):
+        assert [(g.text, g.completion_tokens, g.thinking_tokens, g.finish_reason) for g in a] == [
+            (g.text, g.completion_tokens, g.thinking_tokens, g.finish_reason) for g in b
+        ]
+    assert {g.finish_reason for g in ours[0]} == {"stop", "length"}
+    assert [(g.waits, g.forced_cut) for g in ours[1]] == [(g.waits, g.forced_cut) for g in whole[1]]
+    assert any(g.forced_cut for g in ours[1])

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from handful.budget import Budget
 from handful.engines.base import Prompt, make_generation, thinking_token_count
+from handful.engines.hf_rows import generate as generate_rows
 from handful.engines.kv_cache import growing_cache
 from handful.errors import ConfigError, EngineError
 from handful.hardware import slow_dtype
@@ -145,15 +146,21 @@ class HFEngine:
                 budget, self.tokenizer, self.spec.think_close, len(batch), width, self.stop_ids, stop
             )
             kwargs["logits_processor"] = LogitsProcessorList([forcing])
-        elif stop:
-            kwargs.update(stop_strings=stop, tokenizer=self.tokenizer)
-        if self.growing_cache:
-            kwargs["cache"] = growing_cache()
+        forcers = list(forcing.forcers) if forcing is not None else []
         with torch.inference_mode():
-            out = self.model.generate(**encoded, **kwargs)
+            rows = generate_rows(
+                self.model,
+                encoded,
+                kwargs,
+                stop_ids=self.stop_ids,
+                stop_strings=stop if forcing is None else [],  # the forcer ends the answer at a stop string
+                tokenizer=self.tokenizer,
+                cache=growing_cache() if self.growing_cache else None,
+                forcing=forcing,
+            )
         results = []
         for row, prompt in enumerate(batch):
-            ids = out[row, width:].tolist()
+            ids = rows[row]
             ended = next((i for i, t in enumerate(ids) if t in self.stop_ids), None)
             ids = ids if ended is None else ids[:ended]
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
@@ -173,7 +180,7 @@ class HFEngine:
                 metadata={"token_counts": "token ids"},
             )
             if forcing is not None:
-                forcer = forcing.forcers[row]
+                forcer = forcers[row]
                 generation = generation.model_copy(
                     update={"budget": budget, "waits": forcer.waits, "forced_cut": forcer.forced_cut}
                 )

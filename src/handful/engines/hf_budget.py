@@ -40,6 +40,12 @@ class BudgetProcessor(LogitsProcessor):
         self.width = prompt_width
         self.ended = [False] * rows
 
+    def select(self, rows: list[int]) -> None:
+        """Keeps the state of these rows only, when the others leave the batch (`hf_rows.py`);
+        the Forcer objects themselves are kept, so a caller holding them still reads them."""
+        self.forcers = [self.forcers[i] for i in rows]
+        self.ended = [self.ended[i] for i in rows]
+
     def _hit_stop_string(self, ids) -> bool:
         # Stop strings end the answer, never the thinking: checked here instead of by generate.
         tail = self.tokenizer.decode(ids[-16:].tolist())
