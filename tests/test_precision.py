@@ -144,6 +144,49 @@ def test_a_gguf_the_server_cannot_load_stops_the_study_and_keeps_what_was_done(s
     assert len(read_jsonl(out / "points" / "float32" / "samples.jsonl", Generation)) == 8  # the reference is kept
 
 
+def test_a_server_that_dies_mid_point_stops_the_study_which_then_resumes(smollm2_path, tmp_path, monkeypatch):
+    """The server is killed once the point has written a sample: the study stops with the server named,
+    keeps every sample done, and running it again finishes the point without asking for those again."""
+    pytest.importorskip("llama_cpp", reason="the test server is not installed (scripts/install-test-server.sh)")
+    import threading
+    import time
+
+    from handful.engines import llama_server
+
+    started = []
+
+    class Watched(llama_server.LlamaServer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(llama_server, "LlamaServer", Watched)
+    out = tmp_path / "study"
+    samples = out / "points" / "gguf-Q8_0" / "samples.jsonl"
+
+    def kill_after_the_first_sample():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (started and samples.exists() and samples.read_text().strip()):
+            time.sleep(0.01)
+        if started:
+            started[0].proc.kill()
+
+    killer = threading.Thread(target=kill_after_the_first_sample, daemon=True)
+    killer.start()
+    args = ("--precisions", "gguf:Q8_0", "--set", "eval.engine.max_retries=1", "--set", "eval.engine.concurrency=1")
+    code, text = study("smollm2-135m", out, *args)
+    killer.join()
+    kept = read_jsonl(samples, Generation)
+    assert code == 1 and "server for gguf:Q8_0 stopped" in text and "server.log" in text, text
+    assert 1 <= len(kept) < 8 and f"the {len(kept)} samples done are kept" in " ".join(text.split())
+    assert len(read_jsonl(out / "points" / "float32" / "samples.jsonl", Generation)) == 8
+    code, text = study("smollm2-135m", out, *args)
+    assert code == 0, text
+    again = read_jsonl(samples, Generation)
+    assert len(again) == 8 and [g.key for g in again[: len(kept)]] == [g.key for g in kept]
+    assert [g.text for g in again[: len(kept)]] == [g.text for g in kept]
+
+
 def test_a_model_no_shipped_gguf_matches_is_refused_for_gguf_points(tiny_model, tmp_path):
     pytest.importorskip("llama_cpp", reason="the test server is not installed (scripts/install-test-server.sh)")
     code, text = study(tiny_model, tmp_path / "study", "--precisions", "gguf:Q8_0")

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 from handful.comparison import compare_samples
 from handful.config import Config, EvalConfig
 from handful.engines import llama_server
-from handful.errors import ConfigError
+from handful.errors import ConfigError, EngineError
 from handful.evaluation import SAMPLES_FILE, evaluate, seed_benchmarks
 from handful.files import RunDirectory, read_json, write_json
 from handful.hardware import slow_dtype
@@ -159,6 +159,15 @@ def _run_point(cfg: PrecisionConfig, out: Path, name: str) -> tuple[list[Generat
         evaluate(point, folder)
         seconds = time.perf_counter() - start
         peak = _peak_rss_mib(server.proc.pid if server else "self")
+    except EngineError:
+        if server is None or server.alive:
+            raise
+        done = len(read_jsonl(samples_file, Generation)) if samples_file.exists() else 0
+        raise EngineError(
+            f"the llama.cpp server for {name} stopped during the point (exit code {server.proc.returncode}; see "
+            f"{folder / 'server.log'}); the {done} samples done are kept in {samples_file}, and running the "
+            "study again resumes from them"
+        ) from None
     finally:
         if server:
             server.close()
