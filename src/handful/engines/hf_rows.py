@@ -28,13 +28,15 @@ class Finished(StoppingCriteria):
 
         self.stop_ids = torch.tensor(sorted(stop_ids))
         self.strings = StopStringCriteria(tokenizer, stop_strings) if stop_strings else None
-        self.done = torch.zeros(rows, dtype=torch.bool)
+        self.done = torch.zeros(rows, dtype=torch.bool)  # moved to the batch's device at the first step
         self.enough = max(1, math.ceil(share * rows)) if share is not None else rows
         self.halted = False
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
+        if self.done.device != input_ids.device:
+            self.stop_ids, self.done = self.stop_ids.to(input_ids.device), self.done.to(input_ids.device)
         hit = torch.isin(input_ids[:, -1], self.stop_ids)
         if self.strings is not None:
             hit |= self.strings(input_ids, scores)
@@ -70,7 +72,7 @@ def generate(model, encoded: dict, kwargs: dict, *, stop_ids, stop_strings, toke
         left -= made
         if not finished.halted:
             break
-        keep = [i for i in range(len(running)) if not finished.done[i]]
+        keep = [i for i, done in enumerate(finished.done.tolist()) if not done]
         index = torch.tensor(keep, device=out.device)
         cache.batch_select_indices(index)
         if forcing is not None:
