@@ -5,6 +5,13 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist each worker shares the cores with the others: one torch thread per core
+# each, set before torch is imported here or in a CLI subprocess, instead of every worker
+# running as many threads as there are cores.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+
 # A skip for something this checkout lacks (a model package, the test server) hides a test
 # that never ran, so in CI, where everything is installed, it fails instead. Skips whose
 # reason starts with "optional" are for packages CI does not install on purpose.
