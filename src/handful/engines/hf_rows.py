@@ -23,20 +23,18 @@ class Finished(StoppingCriteria):
     """Marks each row done at an end token or a stop string, and halts the whole call once
     `share` of its rows are done while others still run."""
 
-    def __init__(self, stop_ids: set[int], stop_strings: list[str], tokenizer, rows: int, share: float | None):
+    def __init__(self, stop_ids: set[int], stop_strings: list[str], tokenizer, rows: int, share: float | None, device):
         import torch
 
-        self.stop_ids = torch.tensor(sorted(stop_ids))
+        self.stop_ids = torch.tensor(sorted(stop_ids), device=device)
         self.strings = StopStringCriteria(tokenizer, stop_strings) if stop_strings else None
-        self.done = torch.zeros(rows, dtype=torch.bool)  # moved to the batch's device at the first step
+        self.done = torch.zeros(rows, dtype=torch.bool, device=device)
         self.enough = max(1, math.ceil(share * rows)) if share is not None else rows
         self.halted = False
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        if self.done.device != input_ids.device:
-            self.stop_ids, self.done = self.stop_ids.to(input_ids.device), self.done.to(input_ids.device)
         hit = torch.isin(input_ids[:, -1], self.stop_ids)
         if self.strings is not None:
             hit |= self.strings(input_ids, scores)
@@ -57,7 +55,8 @@ def generate(model, encoded: dict, kwargs: dict, *, stop_ids, stop_strings, toke
     new: list[list[int]] = [[] for _ in running]
     left = kwargs["max_new_tokens"]
     while running and left > 0:
-        finished = Finished(stop_ids, stop_strings, tokenizer, len(running), DROP_SHARE if cache is not None else None)
+        share = DROP_SHARE if cache is not None else None
+        finished = Finished(stop_ids, stop_strings, tokenizer, len(running), share, ids.device)
         extra = {"cache": cache} if cache is not None else {}
         out = model.generate(
             input_ids=ids,
