@@ -6,7 +6,9 @@ TRL `SFTTrainer` with its default settings on the same data — in one run.
     python benchmarks/bench_train.py --steps 10 --only lora
 
 A bare PyTorch loop over the same trainer's batches is the reference for what the trainer
-costs. Where the CPU has bf16 units (AMX, AVX512-BF16), the seq-256 rows and the bare loop
+costs; it runs again under `torch.compile` (dynamic shapes), with its first step, which pays
+for compiling, apart from the median of the others, and the number of steps after which
+compiling has paid for itself. Where the CPU has bf16 units (AMX, AVX512-BF16), the seq-256 rows and the bare loop
 run again with bf16 autocast around fp32 weights, and `--curves` trains fp32 and bf16 side by
 side for longer, with a validation split, and prints both loss curves and how far apart they end.
 
@@ -25,6 +27,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,7 +120,7 @@ def one(config: dict) -> dict:
         )
         if config.get("bare"):
             prepared = prepare(recipe, out / "checkpoints")
-            log, runtime = bare_loop(prepared.trainer, steps, recipe.bf16)
+            log, runtime = bare_loop(prepared.trainer, steps, recipe.bf16, config.get("compile", False))
             truncated = prepared.cut["truncated"]
         else:
             summary = train_sft(recipe, out)
@@ -143,10 +146,11 @@ def one(config: dict) -> dict:
         **settings,
         "train_loss": [(e["step"], e["loss"]) for e in log if "loss" in e],
         "eval_loss": [(e["step"], e["eval_loss"]) for e in log if "eval_loss" in e],
+        "step_s": next((e["step_s"] for e in log if "step_s" in e), []),
     }
 
 
-def bare_loop(trainer, steps: int, bf16: bool) -> tuple[list[dict], float]:
+def bare_loop(trainer, steps: int, bf16: bool, compiled: bool = False) -> tuple[list[dict], float]:
     """The reference: forward, backward and an AdamW step over the trainer's own batches (the
     same tokens, padding and loss mask), with nothing else -- no trainer, no logging, no saves."""
     import contextlib
@@ -158,18 +162,22 @@ def bare_loop(trainer, steps: int, bf16: bool) -> tuple[list[dict], float]:
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=trainer.args.learning_rate, betas=(0.9, 0.95)
     )
+    # Batches differ in length: static shapes would compile again for nearly every batch.
+    forward = torch.compile(model, dynamic=True) if compiled else model
     batches = iter(trainer.get_train_dataloader())
-    tokens, start = 0, time.perf_counter()
+    tokens, times = 0, []
     for _ in range(steps):
         batch = next(batches)
+        start = time.perf_counter()
         tokens += int(batch["attention_mask"].sum())
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with autocast:
-            loss = model(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "labels")}).loss
+            loss = forward(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "labels")}).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return [{"num_tokens": tokens}], time.perf_counter() - start
+        times.append(time.perf_counter() - start)
+    return [{"num_tokens": tokens, "step_s": times}], sum(times)
 
 
 def configurations(data: str, folder: Path, steps: int) -> list[dict]:
@@ -181,7 +189,9 @@ def configurations(data: str, folder: Path, steps: int) -> list[dict]:
                 found.append({"name": name, "seq": seq, "lora": lora, "packing": packing})
     found.append({"name": "trl-default"})
     # The reference loop, and both again in bf16 where this CPU has the units for it.
-    found.append({"name": "bare loop seq256 full padding", "seq": 256, "lora": False, "packing": False, "bare": True})
+    bare = {"seq": 256, "lora": False, "packing": False, "bare": True}
+    found.append({**bare, "name": "bare loop seq256 full padding"})
+    found.append({**bare, "name": "bare loop seq256 full padding compiled", "compile": True})
     if fast_on_cpu("bfloat16"):
         for c in [c for c in found if c["name"].startswith(("handful seq256", "bare"))]:
             found.append({**c, "name": c["name"] + " bf16", "bf16": True})
@@ -246,6 +256,24 @@ def compare_curves(fp32: dict, bf16: dict) -> None:
         )
 
 
+def compile_gain(results: list[dict]) -> None:
+    """Each compiled bare loop against the eager one of the same precision: what the first step
+    costs, what a later step saves, and so after how many steps compiling has paid for itself."""
+    by_name = {r["name"]: r for r in results}
+    for compiled in [r for r in results if " compiled" in r["name"]]:
+        eager = by_name.get(compiled["name"].replace(" compiled", ""))
+        if eager is None or len(eager["step_s"]) < 2 or len(compiled["step_s"]) < 2:
+            continue
+        first = compiled["step_s"][0] - eager["step_s"][0]
+        saved = statistics.median(eager["step_s"][1:]) - statistics.median(compiled["step_s"][1:])
+        verdict = f"pays for itself after {first / saved:.0f} steps" if saved > 0 else "never pays for itself"
+        print(
+            f"{compiled['name']}: first step {compiled['step_s'][0]:.1f} s against {eager['step_s'][0]:.1f} s eager; "
+            f"later steps {statistics.median(compiled['step_s'][1:]):.2f} s against "
+            f"{statistics.median(eager['step_s'][1:]):.2f} s (median); {verdict}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=6)
@@ -278,6 +306,7 @@ def main() -> None:
             f"(batch {result['batch_size']}, max_length {result['max_length']}, packing {result['packing']}, {result['loss']})",
             flush=True,
         )
+    compile_gain(results)
     if not fast_on_cpu("bfloat16"):
         print(f"no bf16 rows: this CPU ({cpu_description()}) has no bf16 units")
     print(json.dumps({"machine": platform.platform(), "steps": args.steps, "results": results}, indent=2))

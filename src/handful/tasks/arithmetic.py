@@ -81,14 +81,14 @@ def column_difference(a: Decimal, b: Decimal) -> tuple[list[str], Decimal]:
     for i, (x, y) in enumerate(zip(da, db)):
         top = x - borrow
         shown = f"{x} - 1 borrowed = {top}, " if borrow else ""
+        # Both digits are written before the borrow is decided, so the decision reads them side by side.
+        start = f"{place(i - shift)}: {shown}{top} - {y}: {top} is"
         if top < y:
-            steps.append(
-                f"{place(i - shift)}: {shown}{top} is less than {y}, so borrow 1: {top + 10} - {y} = {top + 10 - y}, write {top + 10 - y}"
-            )
+            steps.append(f"{start} less than {y}, so borrow 1: {top + 10} - {y} = {top + 10 - y}, write {top + 10 - y}")
             out.append(top + 10 - y)
             borrow = 1
         else:
-            steps.append(f"{place(i - shift)}: {shown}{top} - {y} = {top - y}, write {top - y}")
+            steps.append(f"{start} not less than {y}, so {top} - {y} = {top - y}, write {top - y}")
             out.append(top - y)
             borrow = 0
     result = _read(out, shift)
