@@ -8,9 +8,10 @@ TRL `SFTTrainer` with its default settings on the same data — in one run.
 A bare PyTorch loop over the same trainer's batches is the reference for what the trainer
 costs; it runs again under `torch.compile` (dynamic shapes), with its first step, which pays
 for compiling, apart from the median of the others, and the number of steps after which
-compiling has paid for itself. Where the CPU has bf16 units (AMX, AVX512-BF16), the seq-256 rows and the bare loop
-run again with bf16 autocast around fp32 weights, and `--curves` trains fp32 and bf16 side by
-side for longer, with a validation split, and prints both loss curves and how far apart they end.
+compiling has paid for itself. Where the CPU has bf16 units (AMX, AVX512-BF16), the seq-256
+rows and the bare loops run again with bf16 autocast around fp32 weights, and `--curves` trains
+fp32 and bf16 side by side for longer, with a validation split, and prints both loss curves and
+how far apart they end.
 
 Each configuration trains in a fresh process (so its peak RSS is its own) on the same
 fine-tuning set: program-teacher traces for 3-digit additions (short) and 6-digit
@@ -188,7 +189,7 @@ def configurations(data: str, folder: Path, steps: int) -> list[dict]:
                 name = f"handful seq{seq} {'lora' if lora else 'full'} {'packing' if packing else 'padding'}"
                 found.append({"name": name, "seq": seq, "lora": lora, "packing": packing})
     found.append({"name": "trl-default"})
-    # The reference loop, and both again in bf16 where this CPU has the units for it.
+    # The reference loop, eager and compiled, and all of these again in bf16 where this CPU has the units for it.
     bare = {"seq": 256, "lora": False, "packing": False, "bare": True}
     found.append({**bare, "name": "bare loop seq256 full padding"})
     found.append({**bare, "name": "bare loop seq256 full padding compiled", "compile": True})
@@ -264,13 +265,13 @@ def compile_gain(results: list[dict]) -> None:
         eager = by_name.get(compiled["name"].replace(" compiled", ""))
         if eager is None or len(eager["step_s"]) < 2 or len(compiled["step_s"]) < 2:
             continue
+        later, later_eager = (statistics.median(r["step_s"][1:]) for r in (compiled, eager))
         first = compiled["step_s"][0] - eager["step_s"][0]
-        saved = statistics.median(eager["step_s"][1:]) - statistics.median(compiled["step_s"][1:])
+        saved = later_eager - later
         verdict = f"pays for itself after {first / saved:.0f} steps" if saved > 0 else "never pays for itself"
         print(
             f"{compiled['name']}: first step {compiled['step_s'][0]:.1f} s against {eager['step_s'][0]:.1f} s eager; "
-            f"later steps {statistics.median(compiled['step_s'][1:]):.2f} s against "
-            f"{statistics.median(eager['step_s'][1:]):.2f} s (median); {verdict}"
+            f"later steps {later:.2f} s against {later_eager:.2f} s (median); {verdict}"
         )
 
 

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -68,8 +69,6 @@ def test_an_independent_reading_of_each_arithmetic_answer():
 def test_a_borrow_is_decided_after_both_digits_are_written_and_decided_right(name):
     # Small models slip on the borrow when the second digit is not yet on the line: each column
     # writes "top - bottom:" first, then says whether top is less than bottom, and that must be true.
-    import re
-
     column = re.compile(r"^[a-z-]+: (?:\d - 1 borrowed = -?\d, )?(-?\d) - (\d): \1 is (not )?less than \2, so ")
     seen = set()
     for seed in range(60):

@@ -84,13 +84,13 @@ def column_difference(a: Decimal, b: Decimal) -> tuple[list[str], Decimal]:
         # Both digits are written before the borrow is decided, so the decision reads them side by side.
         start = f"{place(i - shift)}: {shown}{top} - {y}: {top} is"
         if top < y:
-            steps.append(f"{start} less than {y}, so borrow 1: {top + 10} - {y} = {top + 10 - y}, write {top + 10 - y}")
-            out.append(top + 10 - y)
-            borrow = 1
+            borrow, digit = 1, top + 10 - y
+            working = f"less than {y}, so borrow 1: {top + 10} - {y} = {digit}"
         else:
-            steps.append(f"{start} not less than {y}, so {top} - {y} = {top - y}, write {top - y}")
-            out.append(top - y)
-            borrow = 0
+            borrow, digit = 0, top - y
+            working = f"not less than {y}, so {top} - {y} = {digit}"
+        steps.append(f"{start} {working}, write {digit}")
+        out.append(digit)
     result = _read(out, shift)
     steps.append(f"Reading the digits: {number(result)}")
     return steps, result
