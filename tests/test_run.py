@@ -91,7 +91,8 @@ def finished(tiny_model, tmp_path_factory):
     }
     recipe = tiny_recipe(tiny_model, description=f"pasted by mistake: {SECRET}", study=study)
     result = run(recipe, out)
-    return out, recipe, result
+    yield out, recipe, result
+    shutil.rmtree(out.parent, ignore_errors=True)  # checkpoints: hundreds of MB the rest of the suite needs
 
 
 def test_every_stage_runs_in_one_directory_and_is_recorded(finished):
@@ -312,7 +313,9 @@ HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned
 def hostile_report(finished, tmp_path_factory):
     """The finished run with one trace that tries to run script in the page."""
     out = tmp_path_factory.mktemp("hostile") / "tiny"
-    shutil.copytree(finished[0], out)
+    shutil.copytree(
+        finished[0], out, ignore=shutil.ignore_patterns("*.safetensors", "*.pt", "*.bin")
+    )  # the page reads no weights
     path = out / "eval" / "plain" / "trained" / "samples.jsonl"
     samples = read_jsonl(path, Generation)
     samples[0] = samples[0].model_copy(
@@ -320,7 +323,8 @@ def hostile_report(finished, tmp_path_factory):
     )
     write_jsonl(path, samples)
     report.write(out)
-    return out / "report.html"
+    yield out / "report.html"
+    shutil.rmtree(out.parent, ignore_errors=True)
 
 
 def test_model_text_is_escaped_in_the_page_source(hostile_report):

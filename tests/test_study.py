@@ -3,6 +3,7 @@ sub-run; its points share seeds, a changed point reruns alone, and a killed stud
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def studied(tiny_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("study")
     config = study_file(tiny_model, folder)
     output = run_study(config, folder / "out")
-    return folder, config, folder / "out", output
+    yield folder, config, folder / "out", output
+    shutil.rmtree(folder, ignore_errors=True)  # checkpoints: hundreds of MB the rest of the suite needs
 
 
 def test_every_point_is_trained_evaluated_and_paired_with_the_base(studied):
