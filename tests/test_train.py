@@ -58,6 +58,34 @@ def test_sft_makes_a_checkpoint_that_eval_loads(tiny_model, traces, tmp_path):
     assert scores.benchmarks["dyn:addition?digits=2"].n_samples == 3
 
 
+def test_train_layers_trains_the_top_layers_and_leaves_the_rest_as_they_were(tiny_model, traces, tmp_path):
+    from safetensors.torch import load_file
+
+    recipe = SFTConfig(
+        model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=2, val_fraction=0, train_layers=1, **QUICK
+    )
+    train_sft(recipe, tmp_path)
+    before, after = load_file(tiny_model / "model.safetensors"), load_file(tmp_path / "model" / "model.safetensors")
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed, "nothing was trained"
+    assert all(name.startswith(("model.layers.1.", "model.norm.")) for name in changed), sorted(changed)
+    assert any(name.startswith("model.layers.1.") for name in changed) and "model.norm.weight" in changed
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"train_layers": 3}, "more than the model's 2 decoder layers"),
+        ({"train_layers": 1, "lora": {"enabled": True}}, "LoRA"),
+    ],
+)
+def test_train_layers_that_cannot_apply_are_refused(tiny_model, traces, tmp_path, settings, message):
+    recipe = SFTConfig(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=1, **QUICK, **settings)
+    with pytest.raises(ConfigError, match=message):
+        train_sft(recipe, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_the_direct_cpu_loss_is_trls_loss_with_the_same_gradients(tiny_model, traces, tmp_path, lora):
     """handful computes the SFT loss on a CPU without TRL's chunked LM head (it is faster there);

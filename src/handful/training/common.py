@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from handful.errors import ConfigError
 from handful.files import write_json, write_text
 from handful.hardware import training_bf16
 from handful.models import SPEC_FILE, ResolvedModel
@@ -66,6 +67,24 @@ def weights_dtype(args):
     import torch
 
     return torch.bfloat16 if args.bf16 and torch.cuda.is_available() else torch.float32
+
+
+def freeze_below(model, cfg: Schedule) -> None:
+    """Leave all but the top `cfg.train_layers` decoder layers (and the final norm) as they are.
+    Nothing below the lowest trained layer needs a gradient, so autograd stops there: on a CPU
+    the backward pass and the optimizer step shrink with the share of layers frozen."""
+    if cfg.train_layers is None:
+        return
+    if cfg.lora.enabled:
+        raise ConfigError("train_layers: LoRA already chooses what is trained; set one or the other")
+    decoder = model.get_decoder()
+    layers = decoder.layers
+    if cfg.train_layers > len(layers):
+        raise ConfigError(f"train_layers: {cfg.train_layers} is more than the model's {len(layers)} decoder layers")
+    model.requires_grad_(False)
+    for layer in layers[len(layers) - cfg.train_layers :]:
+        layer.requires_grad_(True)
+    decoder.norm.requires_grad_(True)
 
 
 def lora_config(lora: LoraSettings):

@@ -41,6 +41,12 @@ class Schedule(Config):
         default=None, description="None: where it is fast (a GPU that supports it, a CPU with AMX or AVX512-BF16)"
     )
     gradient_checkpointing: bool = False
+    train_layers: int | None = Field(
+        default=None,
+        ge=1,
+        description="train only the top N decoder layers and the final norm; the embeddings and the layers below "
+        "stay as they are, so the backward pass stops at the lowest trained layer (None: the whole model)",
+    )
     seed: int = 0
     save_steps: int = Field(default=50, ge=1)
     save_total_limit: int | None = 3

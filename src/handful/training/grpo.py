@@ -17,6 +17,7 @@ from handful.models import resolve
 from handful.prompts import messages
 from handful.tasks import gym
 from handful.training.common import (
+    freeze_below,
     last_checkpoint,
     lora_config,
     save_outputs,
@@ -97,6 +98,7 @@ def train_grpo(cfg: GRPOConfig, out: str | Path, *, resume: bool = False) -> dic
             require_closed_thinking=cfg.rewards.get("format", 0) > 0 or bool(cfg.context_schedule),
         )
         model = AutoModelForCausalLM.from_pretrained(source, dtype=weights_dtype(args), use_safetensors=True)
+        freeze_below(model, cfg)
         trainer = GRPOTrainer(
             model=model,
             reward_funcs=[reward],

@@ -27,6 +27,7 @@ from handful.errors import ConfigError, RecordError
 from handful.models import ResolvedModel, resolve
 from handful.records import read_dicts
 from handful.training.common import (
+    freeze_below,
     last_checkpoint,
     lora_config,
     save_outputs,
@@ -180,6 +181,7 @@ def prepare(cfg: SFTConfig, checkpoints: Path) -> Prepared:
         dataset_text_field="text",
     )
     model = AutoModelForCausalLM.from_pretrained(model_ref.path, dtype=weights_dtype(args), use_safetensors=True)
+    freeze_below(model, cfg)
     trainer = _trainer_class()(
         model=model,
         args=args,
