@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
@@ -265,6 +266,9 @@ def test_every_shipped_recipe_loads_and_the_demo_has_all_stages():
     )
     assert set(demo.eval.models) == {"@base", "@train"} and set(demo.scale.models) == {"@base", "@train"}
     assert any("probes" in b for cfg in demo.eval.runs.values() for b in cfg.benchmarks)
+    # The showcase: at least two skills of at least 3 digits, learnt from at most 500 curated examples.
+    plain = [parse_qs(urlparse(b).query) for b in demo.eval.runs["plain"].benchmarks]
+    assert len(plain) >= 2 and all(int(q["digits"][0]) >= 3 for q in plain) and demo.curate.target <= 500
     full, text = load_recipe("demo-cpu-full")
     assert full.name == "demo-cpu-full" and full.eval == demo.eval and full.train == demo.train  # extended
     assert len(full.study.sizes) >= 3 and full.study.random and full.precision is not None
