@@ -317,9 +317,8 @@ HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned
 def hostile_report(finished, tmp_path_factory):
     """The finished run with one trace that tries to run script in the page."""
     out = tmp_path_factory.mktemp("hostile") / "tiny"
-    shutil.copytree(
-        finished[0], out, ignore=shutil.ignore_patterns("*.safetensors", "*.pt", "*.bin")
-    )  # the page reads no weights
+    # The page reads no weights, so the copy leaves them out.
+    shutil.copytree(finished[0], out, ignore=shutil.ignore_patterns("*.safetensors", "*.pt", "*.bin"))
     path = out / "eval" / "plain" / "trained" / "samples.jsonl"
     samples = read_jsonl(path, Generation)
     samples[0] = samples[0].model_copy(

@@ -75,8 +75,6 @@ def freeze_below(model, cfg: Schedule) -> None:
     the backward pass and the optimizer step shrink with the share of layers frozen."""
     if cfg.train_layers is None:
         return
-    if cfg.lora.enabled:
-        raise ConfigError("train_layers: LoRA already chooses what is trained; set one or the other")
     decoder = model.get_decoder()
     layers = decoder.layers
     if cfg.train_layers > len(layers):

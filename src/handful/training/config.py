@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from handful.config import Config
 from handful.errors import ConfigError
@@ -55,6 +55,13 @@ class Schedule(Config):
         default_factory=lambda: ["tensorboard"], description="tensorboard, wandb, mlflow (when installed), or none"
     )
     lora: LoraSettings = Field(default_factory=LoraSettings)
+
+    @model_validator(mode="after")
+    def _one_way_to_choose_what_learns(self):
+        # Refused with the recipe, before any stage runs or any model loads.
+        if self.train_layers is not None and self.lora.enabled:
+            raise ValueError("train_layers: LoRA already chooses what is trained; set one or the other")
+        return self
 
 
 class SFTConfig(Schedule):
