@@ -1,9 +1,11 @@
 """SFT throughput and peak memory of SmolLM2-135M on this CPU: `handful train sft` at sequence
-lengths 256 and 512, full fine-tuning against LoRA, padding against packing, next to a plain
+lengths 256 and 512, full fine-tuning against LoRA, padding against packing and against batches
+of similar length (`group_by_length`), next to a plain
 TRL `SFTTrainer` with its default settings on the same data — in one run.
 
     python benchmarks/bench_train.py              # every configuration, 6 steps each
     python benchmarks/bench_train.py --steps 10 --only lora
+    python benchmarks/bench_train.py --padding runs/demo/distill/sft.jsonl --batch 8 --epochs 3
 
 A bare PyTorch loop over the same trainer's batches is the reference for what the trainer
 costs; it runs again under `torch.compile` (dynamic shapes), with its first step, which pays
@@ -110,6 +112,7 @@ def one(config: dict) -> dict:
             warmup=0,
             max_seq_len=config["seq"],
             packing=config["packing"],
+            group_by_length=config.get("group", False),
             lora={"enabled": config["lora"], "merge": False},
             report_to=["none"],
             # A curve run evaluates (and so saves) every few steps; a speed run never does.
@@ -188,6 +191,10 @@ def configurations(data: str, folder: Path, steps: int) -> list[dict]:
             for packing in (False, True):
                 name = f"handful seq{seq} {'lora' if lora else 'full'} {'packing' if packing else 'padding'}"
                 found.append({"name": name, "seq": seq, "lora": lora, "packing": packing})
+        # Batches of similar length (group_by_length): the padding the rows above pay for, left out another way.
+        found.append(
+            {"name": f"handful seq{seq} full grouped", "seq": seq, "lora": False, "packing": False, "group": True}
+        )
     found.append({"name": "trl-default"})
     # The reference loop, eager and compiled, and all of these again in bf16 where this CPU has the units for it.
     bare = {"seq": 256, "lora": False, "packing": False, "bare": True}
@@ -215,6 +222,30 @@ def curves(data: str, folder: Path, steps: int) -> list[dict]:
         {**base, "name": f"curve {name}", "bf16": bf16, "out": str(folder / f"curve-{name}")}
         for name, bf16 in (("fp32", False), ("bf16", True))
     ]
+
+
+def padding(data: str, batch_size: int, epochs: int) -> None:
+    """How many tokens `epochs` epochs of the whole of `data` run through the model, drawn at random
+    and in batches of similar length, with the same collator (no training: the counts are exact)."""
+    from handful.training.config import SFTConfig
+    from handful.training.sft import prepare
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-padding-"))
+    for group in (False, True):
+        recipe = SFTConfig(
+            data=data, batch_size=batch_size, val_fraction=0, group_by_length=group, report_to=["none"], bf16=False
+        )
+        loader = prepare(recipe, folder / str(group)).trainer.get_train_dataloader()
+        run, real = 0, 0
+        for epoch in range(epochs):
+            loader.set_epoch(epoch)
+            for batch in loader:
+                run += batch["input_ids"].numel()
+                real += int(batch["attention_mask"].sum())
+        print(
+            f"{'similar lengths' if group else 'random batches':16s} batch {batch_size}, {epochs} epoch(s): "
+            f"{run} tokens run, {real} of them the samples' own ({100 * (run - real) / run:.1f} % padding)"
+        )
 
 
 def run(config: dict) -> dict | None:
@@ -280,10 +311,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--only", default=None, help="run configurations whose name contains this")
     parser.add_argument("--curves", action="store_true", help="fp32 against bf16 loss curves instead of speeds")
+    parser.add_argument("--padding", default=None, metavar="SFT_JSONL", help="count the padding of this set instead")
+    parser.add_argument("--batch", type=int, default=8, help="batch size for --padding")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs for --padding")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print("RESULT " + json.dumps(one(json.loads(args.one))), flush=True)
+        return
+    if args.padding:
+        padding(args.padding, args.batch, args.epochs)
         return
     folder = Path(tempfile.mkdtemp(prefix="bench-train-"))
     data = str(make_data(folder))

@@ -84,3 +84,28 @@ def test_an_unknown_dtype_names_the_choices(tmp_path):
         ],
     )
     assert result.exit_code == 1 and "engine.dtype" in result.output and "'float32'" in result.output
+
+
+def test_auto_dtype_is_bf16_where_fast_and_the_record_names_what_ran(tiny_model, tmp_path):
+    import json
+
+    result = RUNNER.invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(tiny_model),
+            "--benchmark",
+            "dyn:addition?n=2",
+            "--max-tokens",
+            "4",
+            "--dtype",
+            "auto",
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    ran = json.loads((tmp_path / "e" / "run.json").read_text())
+    assert ran["config"]["engine"]["dtype"] == ran["fingerprint"]["engine"]["dtype"]
+    assert ran["config"]["engine"]["dtype"] == ("bfloat16" if BF16_FAST else "float32")

@@ -142,6 +142,75 @@ def test_bf16_training_runs_the_direct_loss_in_bf16(tiny_model, traces, tmp_path
     assert loss.dtype == torch.float32 and math.isfinite(loss.item())
 
 
+def test_held_out_batches_get_trls_loss_without_the_logits_of_every_position(tiny_model, traces, tmp_path):
+    """The held-out loss that chooses the checkpoint goes through the direct CPU path too: the
+    LM head sees the response positions only, and the loss is TRL's own on the same batch."""
+    from trl import SFTTrainer
+
+    from handful.training.sft import prepare
+
+    recipe = SFTConfig(model=str(tiny_model), data=str(traces / "sft.jsonl"), max_steps=1, val_fraction=0.3, **QUICK)
+    trainer = prepare(recipe, tmp_path / "checkpoints").trainer
+    model = trainer.model
+    model.eval()
+    batch = next(iter(trainer.get_eval_dataloader()))
+    shapes = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, i, o: shapes.append(tuple(i[0].shape)))
+    ours, logits, _ = trainer.prediction_step(
+        model, dict(batch), prediction_loss_only=trainer.args.prediction_loss_only
+    )
+    hook.remove()
+    assert logits is None and len(shapes) == 1
+    assert shapes[0] == (int((batch["labels"][:, 1:] != -100).sum()), model.config.hidden_size)
+    with torch.no_grad():
+        theirs = SFTTrainer.compute_loss(trainer, model, dict(batch))
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+
+
+def test_batches_of_similar_length_pad_less_and_cover_every_sample_once(tiny_model, tmp_path):
+    from handful.training.sft import prepare
+
+    out = tmp_path / "mixed"
+    distill(
+        DistillConfig(
+            problems="dyn:subtraction?digits=3&n=24&seed=4",  # negative results have longer traces
+            teacher={"model": str(tiny_model), "engine": {"name": "program"}},
+        ),
+        out,
+    )
+
+    def padded(group: bool) -> tuple[int, list[int]]:
+        """Tokens run through the model in an epoch, and each sample's own length."""
+        recipe = SFTConfig(
+            model=str(tiny_model), data=str(out / "sft.jsonl"), val_fraction=0, group_by_length=group, **QUICK
+        )
+        loader = prepare(recipe, tmp_path / f"checkpoints-{group}").trainer.get_train_dataloader()
+        batches = list(loader)
+        own = sorted(n for b in batches for n in b["attention_mask"].sum(dim=1).tolist())
+        return sum(b["input_ids"].numel() for b in batches), own
+
+    (grouped, grouped_tokens), (mixed, mixed_tokens) = padded(True), padded(False)
+    assert grouped_tokens == mixed_tokens  # the same samples, each once
+    assert grouped < 0.9 * mixed, (grouped, mixed)
+
+
+def test_similar_length_order_comes_from_the_epoch_alone():
+    from handful.training.batches import SimilarLengths
+
+    lengths = [10, 50, 12, 48, 11, 49, 30, 31, 29, 90, 91]
+    sampler = SimilarLengths(lengths, batch_size=3, seed=0)
+    orders = []
+    for epoch in (0, 1, 0):
+        sampler.set_epoch(epoch)
+        orders.append(list(sampler))
+    assert orders[0] == orders[2] and orders[0] != orders[1]  # a resumed epoch skips the same batches
+    for order in orders:
+        assert sorted(order) == list(range(len(lengths)))
+        batches = [order[i : i + 3] for i in range(0, len(order), 3)]
+        assert len(batches[-1]) == 2  # the short batch last, so the loader's cuts stay aligned
+        assert all(max(lengths[i] for i in b) - min(lengths[i] for i in b) <= 3 for b in batches[:-1])
+
+
 def test_the_lowest_validation_loss_chooses_the_checkpoint(tiny_model, traces, tmp_path):
     from safetensors.torch import load_file
 

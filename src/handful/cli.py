@@ -383,7 +383,10 @@ def eval_(
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="hf engine batch size.")] = None,
     dtype: Annotated[
-        str | None, typer.Option(help="float32 | bfloat16 | float16 | int8 (Linear layers quantized, CPU)")
+        str | None,
+        typer.Option(
+            help="float32 | bfloat16 | float16 | int8 (Linear layers quantized, CPU) | auto (bfloat16 where fast)"
+        ),
     ] = None,
     data: Annotated[
         Path | None, typer.Option(help="File for a benchmark handful does not ship (gpqa_diamond).")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from handful.budget import Budget
 from handful.errors import ConfigError
@@ -33,8 +33,10 @@ class GradeConfig(Config):
 class EngineConfig(Config):
     name: Literal["hf", "openai", "program"] = "hf"
     # hf
-    dtype: Literal["float32", "bfloat16", "float16", "int8"] = Field(
-        default="float32", description="int8: Linear layers dynamically quantized, on the CPU"
+    dtype: Literal["float32", "bfloat16", "float16", "int8", "auto"] = Field(
+        default="float32",
+        description="int8: Linear layers dynamically quantized, on the CPU; auto: bfloat16 where the device computes "
+        "it quickly, else float32 (decided when the config is read, so records name the dtype that ran)",
     )
     device: str = "cpu"
     batch_size: int = Field(default=16, ge=1)
@@ -54,6 +56,14 @@ class EngineConfig(Config):
     )
     requests_per_minute: float | None = Field(default=None, gt=0, description="client-side limit for hosted APIs")
     tokens_per_minute: float | None = Field(default=None, gt=0, description="client-side limit for hosted APIs")
+
+    @model_validator(mode="after")
+    def _decide_auto_dtype(self):
+        if self.dtype == "auto":
+            from handful.hardware import generation_dtype
+
+            self.dtype = generation_dtype(self.device)
+        return self
 
 
 class PromptConfig(Config):

@@ -9,6 +9,7 @@ is fast, and asking for one where it is not is an error, not a silent slowdown.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from handful.errors import ConfigError
@@ -59,6 +60,21 @@ def slow_dtype(dtype: str, device: str) -> str | None:
         f"this CPU ({cpu_description()}) has no {dtype} units, so PyTorch would emulate {dtype} "
         f"at a small fraction of float32's speed; use float32"
     )
+
+
+@functools.cache  # a recipe's configs are read more than once; the answer and its log line come once
+def generation_dtype(device: str) -> str:
+    """What `engine.dtype: auto` means here: bfloat16 where the device computes it quickly,
+    float32 elsewhere. On a CPU with the units bf16 generation kept 97 % and 90 % of a trained
+    model's greedy outputs byte for byte at 1.8x float32's speed (docs/PERFORMANCE.md)."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        chosen = "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    else:
+        chosen = "float32" if slow_dtype("bfloat16", "cpu") else "bfloat16"
+    log.info("engine.dtype auto: %s on %s", chosen, cpu_description() if device == "cpu" else device)
+    return chosen
 
 
 def training_bf16(wanted: bool | None) -> bool:

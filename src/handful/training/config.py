@@ -68,6 +68,10 @@ class SFTConfig(Schedule):
     data: str | None = Field(default=None, description="sft.jsonl from `handful distill`")
     max_seq_len: int = Field(default=1024, ge=16)
     packing: bool = False
+    group_by_length: bool = Field(
+        default=False,
+        description="batches of samples of similar length, in random order, so that little of a step is padding",
+    )
     val_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="held out to choose the checkpoint; never the test benchmarks"
     )

@@ -96,24 +96,30 @@ def split(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], li
     return [p for i, p in enumerate(pairs) if i not in chosen], [p for i, p in enumerate(pairs) if i in chosen]
 
 
-def _trainer_class():
-    """TRL's SFTTrainer, with the training loss computed directly on a CPU.
+def _trainer_class(group_by_length: bool = False):
+    """TRL's SFTTrainer, with the loss computed directly on a CPU, and batches of similar length
+    when asked (`training/batches.py`).
 
     TRL computes the loss through a chunked LM head that never holds all the logits: on a GPU
     with long traces that saves memory, but its backward pass recomputes the logits tile by
     tile, which on a CPU made it half of a step (3.1 of 9.7 s for SmolLM2 at 4 x 256 tokens,
-    see docs/PERFORMANCE.md). Here the LM head runs once, on the positions that carry a label
-    (the response), and cross-entropy is summed over them and divided as TRL divides. Anything
-    else (a GPU, several processes, evaluation, a custom loss) goes through TRL's own path."""
+    see docs/PERFORMANCE.md). Its evaluation builds the logits of every position, prompt and
+    padding included, and their entropy. Here the LM head runs once, on the positions that
+    carry a label (the response), and cross-entropy is summed over them and divided as TRL
+    divides; held-out batches go the same way, since only their loss is kept. Anything else
+    (a GPU, several processes, a custom loss) goes through TRL's own path."""
     import torch
     from trl import SFTTrainer
+
+    from handful.training.batches import SimilarLengths
 
     class Trainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             # Several processes wrap the model (DDP, FSDP), and only its own forward keeps them in step.
             trl = torch.cuda.is_available() or self.accelerator.num_processes > 1 or self.compute_loss_func is not None
-            if trl or return_outputs or not model.training:
+            if trl or (return_outputs and not self.args.prediction_loss_only):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            mode = "train" if model.training else "eval"
             causal = model.get_base_model() if hasattr(model, "get_base_model") else model  # a LoRA model
             given = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
             target = inputs["labels"][:, 1:]
@@ -128,11 +134,22 @@ def _trainer_class():
             with torch.no_grad():
                 right = self.accelerator.gather_for_metrics((logits.argmax(-1) == answers).sum()).sum()
                 seen = self.accelerator.gather_for_metrics(mask.sum()).sum()
-            self._metrics["train"]["mean_token_accuracy"].append((right / seen).item() if seen > 0 else 0.0)
-            tokens = inputs["attention_mask"].sum() if "attention_mask" in inputs else inputs["position_ids"].size(1)
-            self._total_train_tokens += int(self.accelerator.gather_for_metrics(torch.as_tensor(tokens)).sum())
-            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
-            return loss
+            self._metrics[mode]["mean_token_accuracy"].append((right / seen).item() if seen > 0 else 0.0)
+            if mode == "train":
+                tokens = (
+                    inputs["attention_mask"].sum() if "attention_mask" in inputs else inputs["position_ids"].size(1)
+                )
+                self._total_train_tokens += int(self.accelerator.gather_for_metrics(torch.as_tensor(tokens)).sum())
+                self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            # The evaluation loop reads logits from the outputs; with prediction_loss_only it drops them.
+            return (loss, {}) if return_outputs else loss
+
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if not group_by_length or dataset is None:
+                return super()._get_train_sampler(train_dataset)
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            return SimilarLengths(lengths, self.args.per_device_train_batch_size, self.args.seed)
 
     return Trainer
 
@@ -179,10 +196,11 @@ def prepare(cfg: SFTConfig, checkpoints: Path) -> Prepared:
         packing=cfg.packing,
         completion_only_loss=True,
         dataset_text_field="text",
+        prediction_loss_only=True,  # the held-out split chooses the checkpoint by its loss alone
     )
     model = AutoModelForCausalLM.from_pretrained(model_ref.path, dtype=weights_dtype(args), use_safetensors=True)
     freeze_below(model, cfg)
-    trainer = _trainer_class()(
+    trainer = _trainer_class(cfg.group_by_length)(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train),
