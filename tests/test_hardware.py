@@ -109,3 +109,7 @@ def test_auto_dtype_is_bf16_where_fast_and_the_record_names_what_ran(tiny_model,
     ran = json.loads((tmp_path / "e" / "run.json").read_text())
     assert ran["config"]["engine"]["dtype"] == ran["fingerprint"]["engine"]["dtype"]
     assert ran["config"]["engine"]["dtype"] == ("bfloat16" if BF16_FAST else "float32")
+    from handful.config import EngineConfig
+
+    assert EngineConfig().dtype == ran["config"]["engine"]["dtype"]  # auto is the default
+    assert EngineConfig(name="openai").dtype == "auto"  # a server chooses its own arithmetic

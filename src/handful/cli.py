@@ -385,7 +385,7 @@ def eval_(
     dtype: Annotated[
         str | None,
         typer.Option(
-            help="float32 | bfloat16 | float16 | int8 (Linear layers quantized, CPU) | auto (bfloat16 where fast)"
+            help="auto (the default: bfloat16 where this machine computes it quickly, else float32) | float32 | bfloat16 | float16 | int8 (Linear layers quantized, CPU)"
         ),
     ] = None,
     data: Annotated[

@@ -34,9 +34,9 @@ class EngineConfig(Config):
     name: Literal["hf", "openai", "program"] = "hf"
     # hf
     dtype: Literal["float32", "bfloat16", "float16", "int8", "auto"] = Field(
-        default="float32",
-        description="int8: Linear layers dynamically quantized, on the CPU; auto: bfloat16 where the device computes "
-        "it quickly, else float32 (decided when the config is read, so records name the dtype that ran)",
+        default="auto",
+        description="auto: bfloat16 where the device computes it quickly, else float32 (decided when the config is "
+        "read, so records name the dtype that ran); int8: Linear layers dynamically quantized, on the CPU",
     )
     device: str = "cpu"
     batch_size: int = Field(default=16, ge=1)
@@ -59,7 +59,7 @@ class EngineConfig(Config):
 
     @model_validator(mode="after")
     def _decide_auto_dtype(self):
-        if self.dtype == "auto":
+        if self.dtype == "auto" and self.name == "hf":  # the other engines choose their own arithmetic
             from handful.hardware import generation_dtype
 
             self.dtype = generation_dtype(self.device)

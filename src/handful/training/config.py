@@ -70,7 +70,8 @@ class SFTConfig(Schedule):
     packing: bool = False
     group_by_length: bool = Field(
         default=False,
-        description="batches of samples of similar length, in random order, so that little of a step is padding",
+        description="batches of samples of similar length, in random order, so that little of a step is padding; "
+        "where length tells kinds of sample apart, each batch holds one kind, and the demo learnt less that way",
     )
     val_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="held out to choose the checkpoint; never the test benchmarks"
