@@ -14,6 +14,11 @@ RUNNER = CliRunner()
 BF16_FAST = fast_on_cpu("bfloat16")
 
 
+def _eval(model, dtype: str, out, *extra: str):
+    args = ["eval", "--model", str(model), "--benchmark", "dyn:addition?n=2", "--dtype", dtype, "--out", str(out)]
+    return RUNNER.invoke(app, [*args, *extra])
+
+
 def test_float32_is_always_fine():
     assert slow_dtype("float32", "cpu") is None and fast_on_cpu("float32")
     assert slow_dtype("bfloat16", "cuda") is None  # GPUs are checked by their own tools
@@ -51,65 +56,24 @@ def test_bf16_is_used_where_fast_and_refused_where_emulated(tiny_model, tmp_path
     with pytest.raises(ConfigError, match="bf16: true"):
         training_bf16(True)
     assert training_bf16(None) is False and training_bf16(False) is False
-    result = RUNNER.invoke(
-        app,
-        [
-            "eval",
-            "--model",
-            str(tiny_model),
-            "--benchmark",
-            "dyn:addition?n=2",
-            "--dtype",
-            "bfloat16",
-            "--out",
-            str(tmp_path / "e"),
-        ],
-    )
+    result = _eval(tiny_model, "bfloat16", tmp_path / "e")
     assert result.exit_code == 1 and "engine.dtype 'bfloat16'" in result.output
 
 
 def test_an_unknown_dtype_names_the_choices(tmp_path):
-    result = RUNNER.invoke(
-        app,
-        [
-            "eval",
-            "--model",
-            "smollm2-135m",
-            "--benchmark",
-            "dyn:addition?n=2",
-            "--dtype",
-            "float8",
-            "--out",
-            str(tmp_path / "e"),
-        ],
-    )
+    result = _eval("smollm2-135m", "float8", tmp_path / "e")
     assert result.exit_code == 1 and "engine.dtype" in result.output and "'float32'" in result.output
 
 
 def test_auto_dtype_is_bf16_where_fast_and_the_record_names_what_ran(tiny_model, tmp_path):
     import json
 
-    result = RUNNER.invoke(
-        app,
-        [
-            "eval",
-            "--model",
-            str(tiny_model),
-            "--benchmark",
-            "dyn:addition?n=2",
-            "--max-tokens",
-            "4",
-            "--dtype",
-            "auto",
-            "--out",
-            str(tmp_path / "e"),
-        ],
-    )
+    from handful.config import EngineConfig
+
+    result = _eval(tiny_model, "auto", tmp_path / "e", "--max-tokens", "4")
     assert result.exit_code == 0, result.output
     ran = json.loads((tmp_path / "e" / "run.json").read_text())
     assert ran["config"]["engine"]["dtype"] == ran["fingerprint"]["engine"]["dtype"]
     assert ran["config"]["engine"]["dtype"] == ("bfloat16" if BF16_FAST else "float32")
-    from handful.config import EngineConfig
-
     assert EngineConfig().dtype == ran["config"]["engine"]["dtype"]  # auto is the default
     assert EngineConfig(name="openai").dtype == "auto"  # a server chooses its own arithmetic
