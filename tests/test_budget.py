@@ -204,7 +204,7 @@ def tiny(tiny_model):
     return AutoModelForCausalLM.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model)
 
 
-def _generate(tiny, budget, plan, max_new=80, stop=()):
+def _generate(tiny, budget, plan, max_new=80, stop=(), close="</think>"):
     from handful.engines.hf_budget import BudgetProcessor
 
     model, tok = tiny
@@ -214,7 +214,7 @@ def _generate(tiny, budget, plan, max_new=80, stop=()):
         add_special_tokens=False,
     )
     width = enc["input_ids"].shape[1]
-    forcing = BudgetProcessor(budget, tok, "</think>", 2, width, {tok.eos_token_id}, list(stop))
+    forcing = BudgetProcessor(budget, tok, close, 2, width, {tok.eos_token_id}, list(stop))
     with torch.inference_mode():
         out = model.generate(
             **enc,
@@ -230,12 +230,13 @@ def _generate(tiny, budget, plan, max_new=80, stop=()):
     return tok.decode(ids), ids, forcing.forcers[0]
 
 
-def _thinking_tokens(tok, ids, text):
+def _thinking_tokens(tok, ids, text, close="</think>"):
     """Counted from the ids, as the engine records it (random text need not re-tokenize the same)."""
     from handful.engines.base import thinking_token_count
     from handful.models import ModelSpec
 
-    return thinking_token_count(lambda k: tok.decode(ids[:k]), len(ids), text, ModelSpec(open_thinking=True))
+    spec = ModelSpec(open_thinking=True, think_close=close)
+    return thinking_token_count(lambda k: tok.decode(ids[:k]), len(ids), text, spec)
 
 
 def test_in_generate_min_and_max(tiny):
@@ -254,6 +255,16 @@ def test_in_generate_a_natural_close_after_the_minimum(tiny):
     text, ids, f = _generate(tiny, Budget(min_thinking_tokens=4, max_thinking_tokens=50), {6: close_first})
     assert f.waits == 0 and not f.forced_cut and f.thinking_tokens == 6
     assert "</think>" in text and "Final Answer" not in text and _thinking_tokens(tok, ids, text) == 6
+
+
+def test_a_token_that_holds_a_one_character_delimiter_is_a_stop_too(tiny):
+    """With a line break as the end of thinking, ".\n" or "\n\n" would close it as surely as "\n"
+    itself: before the minimum such a token is refused like the delimiter."""
+    _, tok = tiny
+    holder = next(i for i in range(len(tok)) if "\n" in tok.decode([i]) and tok.decode([i]) != "\n")
+    text, ids, f = _generate(tiny, Budget(min_thinking_tokens=12, max_thinking_tokens=30), {3: holder}, close="\n")
+    assert f.waits >= 1
+    assert _thinking_tokens(tok, ids, text, close="\n") >= 12, text
 
 
 def test_in_generate_stop_strings_do_not_end_thinking(tiny):

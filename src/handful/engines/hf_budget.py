@@ -4,17 +4,29 @@ One `Forcer` per row of the batch. Rows hit their limits at different steps; the
 KV cache and everything already generated stay as they are: a forced token is simply the
 only token the row may take at that step, so nothing is prefilled again.
 
-While a row thinks, the first token of the closing delimiter and the end-of-sequence
-tokens are never left to chance: when one of them is the model's most likely next token,
-the row "wants to stop" and its Forcer decides (a continuation, the closing delimiter, or
-the cut); otherwise they are masked, so that sampling cannot slip one through either. The
-delimiter is always written by the Forcer, in full, which keeps the count of thinking
-tokens exact.
+While a row thinks, the first token of the closing delimiter, every token whose text holds
+the whole delimiter, and the end-of-sequence tokens are never left to chance: when one of
+them is the model's most likely next token, the row "wants to stop" and its Forcer decides
+(a continuation, the closing delimiter, or the cut); otherwise they are masked, so that
+sampling cannot slip one through either. A delimiter of one character, such as a line break,
+sits inside many tokens (" \n", ".\n", "\n\n"), and any of them would close the thinking
+unseen. The delimiter is always written by the Forcer, in full, which keeps the count of
+thinking tokens exact.
 """
 
 from __future__ import annotations
 
+import functools
+
 from transformers import LogitsProcessor
+
+
+@functools.lru_cache(maxsize=8)
+def closing_tokens(tokenizer, close: str) -> frozenset[int]:
+    """Every token id whose text holds `close` (a scan of the vocabulary, once per tokenizer)."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return frozenset(i for i, text in enumerate(texts) if close in text)
+
 
 from handful.budget import ANSWERING, THINKING, Budget, Forcer
 
@@ -34,7 +46,7 @@ class BudgetProcessor(LogitsProcessor):
             return tokenizer(text, add_special_tokens=False)["input_ids"]
 
         self.forcers = [Forcer(budget, encode, close) for _ in range(rows)]
-        self.close_first = encode(close)[0]
+        self.closing = sorted(closing_tokens(tokenizer, close) | {encode(close)[0]})
         self.stop_ids = sorted(stop_ids)
         self.stop_strings, self.tokenizer = stop_strings, tokenizer
         self.width = prompt_width
@@ -54,7 +66,7 @@ class BudgetProcessor(LogitsProcessor):
     def __call__(self, input_ids, scores):
         generated = input_ids.shape[1] - self.width
         tops = scores.argmax(dim=-1).tolist()
-        blocked = [self.close_first, *self.stop_ids]
+        blocked = [*self.closing, *self.stop_ids]
         for row, forcer in enumerate(self.forcers):
             if generated > 0 and not self.ended[row]:
                 last = int(input_ids[row, -1])
@@ -65,7 +77,7 @@ class BudgetProcessor(LogitsProcessor):
             if self.ended[row]:
                 continue
             if forcer.state == THINKING and not forcer.forcing and tops[row] in blocked:
-                forcer.attempt_stop(ending=tops[row] != self.close_first)
+                forcer.attempt_stop(ending=tops[row] in self.stop_ids)
             forced = forcer.next_forced()
             if (
                 forced is None
