@@ -20,15 +20,14 @@ import functools
 
 from transformers import LogitsProcessor
 
+from handful.budget import ANSWERING, THINKING, Budget, Forcer
+
 
 @functools.lru_cache(maxsize=8)
 def closing_tokens(tokenizer, close: str) -> frozenset[int]:
     """Every token id whose text holds `close` (a scan of the vocabulary, once per tokenizer)."""
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
     return frozenset(i for i, text in enumerate(texts) if close in text)
-
-
-from handful.budget import ANSWERING, THINKING, Budget, Forcer
 
 
 class BudgetProcessor(LogitsProcessor):
